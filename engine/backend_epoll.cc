@@ -87,11 +87,18 @@ public:
                 if (op->wside >= 0) attempt(op);
         }
         done += drain_posted();
-        int timeout_ms = 0;
-        if (done == 0 && timeout_ns != 0)
-            timeout_ms = timeout_ns < 0 ? -1 : int((timeout_ns + 999999) / 1000000);
         epoll_event evs[256];
-        int n = epoll_wait(ep_, evs, 256, timeout_ms);
+        int n;
+        if (done > 0 || timeout_ns == 0) {
+            n = epoll_wait(ep_, evs, 256, 0);
+        } else if (timeout_ns < 0) {
+            n = epoll_wait(ep_, evs, 256, -1);
+        } else {
+            // epoll_pwait2 takes nanoseconds (epoll_wait would round up to whole ms).
+            timespec ts{time_t(timeout_ns / 1000000000), long(timeout_ns % 1000000000)};
+            n = epoll_pwait2(ep_, evs, 256, &ts, nullptr);
+            if (n < 0 && errno == ENOSYS) n = epoll_wait(ep_, evs, 256, int((timeout_ns + 999999) / 1000000));
+        }
         for (int i = 0; i < n; ++i) {
             int fd = evs[i].data.fd;
             if (fd == wake_fd_) {
