@@ -1,6 +1,6 @@
 // build/pharos: the pharos command line.
 //   pharos hello [-shards N] [-http-addr IP] [-http-port P] [-backend auto|io_uring|epoll]
-//       the engine's demo HTTP responder (see hello.hh)
+//       the engine's demo HTTP responder (see hello.hh); -http true answers through protocols/http
 //   pharos version
 #include <signal.h>
 
@@ -13,6 +13,7 @@
 #include "engine/signals.hh"
 #include "engine/smp.hh"
 #include "hello.hh"
+#include "protocols/http/server.hh"
 
 using namespace pharos;
 using namespace pharos::engine;
@@ -21,9 +22,9 @@ namespace {
 
 int usage() {
     std::fprintf(stderr,
-             "usage: pharos <command> [flags]\n"
-             "  hello    serve a fixed HTTP 200 from the engine (-shards N -http-addr IP -http-port P -backend B)\n"
-             "  version  print the version\n");
+                 "usage: pharos <command> [flags]\n"
+                 "  hello    serve a fixed HTTP 200 from the engine (-shards N -http-addr IP -http-port P -backend B)\n"
+                 "  version  print the version\n");
     return 2;
 }
 
@@ -33,21 +34,24 @@ struct flags {
     char** argv;
     int i = 2;
     bool next(std::string& name, std::string& value) {
-    if (i >= argc) return false;
-    std::string a = argv[i++];
-    if (a.rfind("--", 0) == 0) a = a.substr(2);
-    else if (a.rfind("-", 0) == 0) a = a.substr(1);
-    else throw std::runtime_error("unexpected argument: " + a);
-    auto eq = a.find('=');
-    if (eq != std::string::npos) {
-        name = a.substr(0, eq);
-        value = a.substr(eq + 1);
-    } else {
-        name = a;
-        if (i >= argc) throw std::runtime_error("flag -" + a + " needs a value");
-        value = argv[i++];
-    }
-    return true;
+        if (i >= argc) return false;
+        std::string a = argv[i++];
+        if (a.rfind("--", 0) == 0)
+            a = a.substr(2);
+        else if (a.rfind("-", 0) == 0)
+            a = a.substr(1);
+        else
+            throw std::runtime_error("unexpected argument: " + a);
+        auto eq = a.find('=');
+        if (eq != std::string::npos) {
+            name = a.substr(0, eq);
+            value = a.substr(eq + 1);
+        } else {
+            name = a;
+            if (i >= argc) throw std::runtime_error("flag -" + a + " needs a value");
+            value = argv[i++];
+        }
+        return true;
     }
 };
 
@@ -65,11 +69,15 @@ backend_kind parse_backend(const std::string& v) {
     throw std::runtime_error("invalid -backend: " + v + " (auto, io_uring or epoll)");
 }
 
-task<int> hello_main(std::string addr, uint16_t port) {
-    sharded<tools::hello_server> srv;
+task<http::response> fixed_ok(http::request&) { co_return http::response::json("{\"ok\":true}"); }
+
+// Starts a sharded S on every shard, serves until SIGINT or SIGTERM, then stops it.
+template <class S, class... Args>
+task<int> serve_until_signal(std::string what, Args... args) {
+    sharded<S> srv;
     bool started = true;
     try {
-        co_await srv.start(addr, port);
+        co_await srv.start(args...);
     } catch (const std::exception& e) {
         log(log_level::error, "%s", e.what());
         started = false;
@@ -78,8 +86,8 @@ task<int> hello_main(std::string addr, uint16_t port) {
         co_await srv.stop();
         co_return 1;
     }
-    log(log_level::info, "pharos hello: serving http://%s:%u/ on %u shard(s), backend %s", addr.c_str(), port,
-        this_reactor().group().size(), this_reactor().backend_name());
+    log(log_level::info, "%s on %u shard(s), backend %s", what.c_str(), this_reactor().group().size(),
+        this_reactor().backend_name());
     std::vector<int> stop_signals(1, SIGINT);
     stop_signals.push_back(SIGTERM);  // (no braced lists in coroutines: GCC 12 bug)
     auto sig = co_await wait_for_signal(stop_signals);
@@ -94,16 +102,34 @@ int cmd_hello(int argc, char** argv) {
     uint16_t port = 8500;
     flags f{argc, argv};
     std::string name, value;
+    bool full_http = false;
     while (f.next(name, value)) {
-    if (name == "shards") cfg.shards = parse_uint(name, value, 256);
-    else if (name == "http-addr" || name == "client") addr = value;
-    else if (name == "http-port") port = uint16_t(parse_uint(name, value, 65535));
-    else if (name == "backend") cfg.reactor.backend = parse_backend(value);
-    else throw std::runtime_error("unknown flag -" + name);
+        if (name == "shards")
+            cfg.shards = parse_uint(name, value, 256);
+        else if (name == "http-addr" || name == "client")
+            addr = value;
+        else if (name == "http-port")
+            port = uint16_t(parse_uint(name, value, 65535));
+        else if (name == "backend")
+            cfg.reactor.backend = parse_backend(value);
+        else if (name == "http")
+            full_http = value == "true" || value == "1";
+        else
+            throw std::runtime_error("unknown flag -" + name);
     }
     cfg.take_signals = true;
     smp group(cfg);
-    return group.run([addr, port] { return hello_main(addr, port); });
+    std::string what = "pharos hello: serving http://" + addr + ":" + std::to_string(port) + "/";
+    if (full_http) {
+        // The same fixed answer through the full HTTP server (Beast parser and
+        // serializer): the ceiling for every API endpoint.
+        http::server_config hc;
+        hc.addr = addr;
+        hc.port = port;
+        http::handler h = &fixed_ok;
+        return group.run([what, hc, h] { return serve_until_signal<http::server>(what + " (full HTTP)", hc, h); });
+    }
+    return group.run([what, addr, port] { return serve_until_signal<tools::hello_server>(what, addr, port); });
 }
 
 }  // namespace
@@ -112,14 +138,14 @@ int main(int argc, char** argv) {
     if (argc < 2) return usage();
     std::string cmd = argv[1];
     try {
-    if (cmd == "hello") return cmd_hello(argc, argv);
-    if (cmd == "version" || cmd == "-version" || cmd == "--version") {
-        std::printf("Pharos v0.1.0\n");
-        return 0;
-    }
+        if (cmd == "hello") return cmd_hello(argc, argv);
+        if (cmd == "version" || cmd == "-version" || cmd == "--version") {
+            std::printf("Pharos v0.1.0\n");
+            return 0;
+        }
     } catch (const std::exception& e) {
-    std::fprintf(stderr, "pharos: %s\n", e.what());
-    return 2;
+        std::fprintf(stderr, "pharos: %s\n", e.what());
+        return 2;
     }
     return usage();
 }
