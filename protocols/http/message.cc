@@ -1,8 +1,9 @@
 #include "message.hh"
 
-#include <ostream>
-#include <boost/beast/http/status.hpp>
 #include <strings.h>
+
+#include <boost/beast/http/status.hpp>
+#include <ostream>
 
 namespace pharos::http {
 

@@ -10,11 +10,11 @@ namespace pharos::http {
 using header_list = std::vector<std::pair<std::string, std::string>>;
 
 struct request {
-    std::string method;  // as sent: "GET", "PUT", ...
-    std::string target;  // raw request-target: "/v1/kv/a%20b?recurse"
-    std::string path;    // percent-decoded path: "/v1/kv/a b"
+    std::string method;                                      // as sent: "GET", "PUT", ...
+    std::string target;                                      // raw request-target: "/v1/kv/a%20b?recurse"
+    std::string path;                                        // percent-decoded path: "/v1/kv/a b"
     std::vector<std::pair<std::string, std::string>> query;  // decoded, in order
-    header_list headers;  // names as sent
+    header_list headers;                                     // names as sent
     std::string body;
     bool keep_alive = true;
     std::string peer_ip;

@@ -1,9 +1,9 @@
 #include "server.hh"
 
-#include <ostream>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <ostream>
 #include <stdexcept>
 
 #include "engine/log.hh"
@@ -98,9 +98,12 @@ task<void> server::serve(tcp_stream conn) {
                 if (parser.is_done()) break;
                 if (ec == bhttp::error::need_more) ec = {};
                 if (ec) {
-                    if (ec == bhttp::error::header_limit) fail_status = 431;
-                    else if (ec == bhttp::error::body_limit) fail_status = 413;
-                    else fail_status = 400;
+                    if (ec == bhttp::error::header_limit)
+                        fail_status = 431;
+                    else if (ec == bhttp::error::body_limit)
+                        fail_status = 413;
+                    else
+                        fail_status = 400;
                     break;
                 }
                 if (used > 0 && !in.empty()) continue;
@@ -110,7 +113,10 @@ task<void> server::serve(tcp_stream conn) {
             if (!out.empty()) {
                 auto w = co_await write_out(&conn, &out, after(cfg_.write_timeout)).with_cancel(nullptr);
                 out.clear();
-                if (!w) { open = false; break; }
+                if (!w) {
+                    open = false;
+                    break;
+                }
             }
             bool begun = parser.got_some() || !in.empty();
             if (begun && request_deadline == no_deadline) request_deadline = after(cfg_.request_timeout);
@@ -124,7 +130,10 @@ task<void> server::serve(tcp_stream conn) {
                 break;
             }
             in.append(chunk->view());
-            if (!parser.got_some() && in.size() > cfg_.max_header_bytes + cfg_.max_body_bytes) { fail_status = 431; break; }
+            if (!parser.got_some() && in.size() > cfg_.max_header_bytes + cfg_.max_body_bytes) {
+                fail_status = 431;
+                break;
+            }
         }
         if (!open) break;
         if (fail_status) {
