@@ -118,6 +118,15 @@ public:
         io_uring_sqe_set_data64(sqe, tag_ignore);
     }
 
+    // io_uring holds its own reference to the file: closing the fd does not end ops
+    // on it. Cancel them all, and submit now, while the fd still names the file.
+    void forget_fd(int fd) noexcept override {
+        io_uring_sqe* sqe = get_sqe();
+        io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data64(sqe, tag_ignore);
+        io_uring_submit(&ring_);
+    }
+
     int poll(int64_t timeout_ns) override {
         if (timeout_ns == 0) {
             io_uring_submit(&ring_);

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/tcp.h>
 #include <unistd.h>
 
@@ -189,6 +190,7 @@ task<result<void>> tcp_stream::writev(std::vector<buffer> bufs, deadline dl) {
         op->fd = st_->fd;
         size_t skip = sent;
         for (auto& b : bufs) {
+            if (op->iov.size() == IOV_MAX) break;  // the rest goes in the next sendmsg
             if (skip >= b.size()) { skip -= b.size(); continue; }
             op->iov.push_back(iovec{b.data() + skip, b.size() - skip});
             skip = 0;

@@ -1,6 +1,9 @@
 // Sockets on the reactor: TCP listener and stream, UDP socket. Each object is
 // owned by the shard that created it and must be used and destroyed there.
 // Every awaitable takes an absolute deadline; the comments give cancel safety.
+// close() may be called while another task waits in read()/accept()/recv_from()
+// (the waiter wakes with EBADF), but destroy a socket only once no task waits on
+// it: the waiter resumes into the socket's state.
 #pragma once
 #include <netinet/in.h>
 #include <sys/socket.h>

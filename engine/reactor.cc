@@ -11,7 +11,7 @@
 
 namespace pharos::engine {
 
-thread_local reactor* reactor::current_ = nullptr;
+
 
 namespace {
 

@@ -131,7 +131,8 @@ private:
     void run_ready();
     void free_op(io_op* op);
 
-    static thread_local reactor* current_;
+    // Defined here, constant-initialized: no TLS wrapper, local-exec access in every TU.
+    static inline constinit thread_local reactor* current_ = nullptr;
 
     smp& group_;
     unsigned shard_;
