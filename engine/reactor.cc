@@ -224,6 +224,13 @@ void reactor::turn(bool may_block) {
     budget_expired_ns = uint64_t(start) + 500000;  // 0.5 ms before maybe_yield gives way
     turns.fetch_add(1, std::memory_order_relaxed);
 
+    if (reported_idle_ && (io_arrived_ || !ready_.empty() || incoming_pending())) {
+        // Declare this shard busy before touching any work, so that no other shard
+        // moves manual time while this turn runs (see smp::manual_report).
+        group_.manual_report(shard_, false, no_deadline);
+        reported_idle_ = false;
+    }
+    io_arrived_ = false;
     bool worked = !ready_.empty();
     run_ready();
     worked |= drain_incoming();
@@ -246,12 +253,17 @@ void reactor::turn(bool may_block) {
     if (ready_.empty() && may_block) {
         if (clock::is_manual()) {
             idle_rounds_ = worked ? 0 : idle_rounds_ + 1;
-            group_.manual_report(shard_, idle_rounds_ >= 2, timers_.top() ? timers_.top()->when : no_deadline);
+            reported_idle_ = idle_rounds_ >= 2;
+            group_.manual_report(shard_, reported_idle_, timers_.top() ? timers_.top()->when : no_deadline);
             timeout = 1000000;  // real 1 ms: re-check the idle protocol
         } else {
             timeout = next_timeout_ns();
         }
         if ((stopping() || !flush_.empty()) && (timeout < 0 || timeout > 1000000)) timeout = 1000000;
+        // Messages that did not fit in a full queue: retry soon; the target drains it
+        // without telling us.
+        for (auto& o : pending_out_)
+            if (!o.empty() && (timeout < 0 || timeout > 20000)) timeout = 20000;
         if (timeout != 0) {
             sleeping_.store(true, std::memory_order_seq_cst);
             std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -265,7 +277,10 @@ void reactor::turn(bool may_block) {
         sleeping_.store(false, std::memory_order_relaxed);
         wake_sent_.store(false, std::memory_order_relaxed);
     }
-    if (got > 0 && clock::is_manual()) idle_rounds_ = 0;
+    if (got > 0 && clock::is_manual()) {
+        idle_rounds_ = 0;
+        io_arrived_ = true;
+    }
 }
 
 void reactor::stop() noexcept {

@@ -158,6 +158,8 @@ private:
     std::atomic<bool> drained_{false};
     std::atomic<uint64_t> quiescent_{0};
     uint64_t idle_rounds_ = 0;
+    bool reported_idle_ = false;  // manual clock: our last report said idle
+    bool io_arrived_ = false;
 };
 
 inline reactor& this_reactor() noexcept { return *reactor::current(); }
