@@ -139,6 +139,7 @@ void reactor::retire(retired_object* o) {
 
 void reactor::reclaim() {
     if (retired_.empty()) return;
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the publish exchange
     unsigned n = group_.size();
     size_t keep = 0;
     for (size_t k = 0; k < retired_.size(); ++k) {
@@ -274,7 +275,9 @@ void reactor::turn(bool may_block) {
     }
     int got = backend_->poll(timeout);
     if (blocking) {
-        sleeping_.store(false, std::memory_order_relaxed);
+        // seq_cst: a shard that sees us awake must also see every read we make next
+        // (snapshot reclamation relies on it).
+        sleeping_.store(false, std::memory_order_seq_cst);
         wake_sent_.store(false, std::memory_order_relaxed);
     }
     if (got > 0 && clock::is_manual()) {

@@ -449,12 +449,9 @@ PHAROS_MANUAL_CLOCK_TEST(reactor, timers_on_both_shards_fire_in_deadline_order_a
 
 // Time may jump only while every shard is idle. Here shard 1 is busy for 50 ms of
 // real time in one call while shard 0 has an hour-long timer and nothing else to do.
-// Pinned bug: smp::manual_report trusts each shard's last reported idle flag, and
-// a shard clears it only at the end of a turn that worked. Shard 1 reported idle,
-// then woke and popped the call (so the queues look empty); two idle turns later
-// shard 0 sees "all idle, no message in flight" and jumps time by an hour in the
-// middle of shard 1's turn. Enable when reactor::turn() marks the shard busy
-// (manual_report(shard_, false, ...)) before it runs ready tasks or pops messages.
+// Regression: a shard used to clear its idle flag only at the end of a turn, so
+// after shard 1 popped the call (queues empty) shard 0 jumped time by an hour in
+// the middle of shard 1's turn. reactor::turn() now reports busy before it works.
 PHAROS_MANUAL_CLOCK_TEST(reactor, manual_time_does_not_move_while_another_shard_is_busy) {
     co_await sleep_for(1s);  // both shards up and through one advance
     stalling_turn(10ms);     // shard 1 reports itself idle meanwhile
