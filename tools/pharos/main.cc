@@ -4,6 +4,7 @@
 //   pharos version
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include "engine/smp.hh"
 #include "hello.hh"
 #include "protocols/http/server.hh"
+#include "services/api/http_api.hh"
 
 using namespace pharos;
 using namespace pharos::engine;
@@ -24,6 +26,7 @@ int usage() {
     std::fprintf(stderr,
                  "usage: pharos <command> [flags]\n"
                  "  hello    serve a fixed HTTP 200 from the engine (-shards N -http-addr IP -http-port P -backend B)\n"
+                 "  agent    run an agent: -dev (in-memory server) [-client IP -http-port P -shards N -backend B]\n"
                  "  version  print the version\n");
     return 2;
 }
@@ -33,6 +36,7 @@ struct flags {
     int argc;
     char** argv;
     int i = 2;
+    std::vector<std::string> bools = {};  // flags that take no value (Go's bool flags)
     bool next(std::string& name, std::string& value) {
         if (i >= argc) return false;
         std::string a = argv[i++];
@@ -46,6 +50,9 @@ struct flags {
         if (eq != std::string::npos) {
             name = a.substr(0, eq);
             value = a.substr(eq + 1);
+        } else if (std::find(bools.begin(), bools.end(), a) != bools.end()) {
+            name = a;
+            value = "true";
         } else {
             name = a;
             if (i >= argc) throw std::runtime_error("flag -" + a + " needs a value");
@@ -96,6 +103,47 @@ task<int> serve_until_signal(std::string what, Args... args) {
     co_return 0;
 }
 
+// The agent in -dev mode: one in-memory server on 127.0.0.1. So far it serves
+// the KV and status endpoints; the rest of the API comes with the agent issue.
+task<int> agent_dev_main(http::server_config hc) {
+    sharded<kv::service> kv;
+    co_await kv.start();
+    api::context ctx;
+    ctx.kv = &kv;
+    const api::context* cp = &ctx;
+    http::handler h = [cp](http::request& r) { return api::handle(cp, r); };
+    std::string what = "pharos agent -dev: HTTP API on http://" + hc.addr + ":" + std::to_string(hc.port) + "/";
+    int rc = co_await serve_until_signal<http::server>(what, hc, h);
+    co_await kv.stop();
+    co_return rc;
+}
+
+int cmd_agent(int argc, char** argv) {
+    smp_config cfg;
+    http::server_config hc;
+    bool dev = false;
+    flags f{argc, argv, 2, {"dev"}};
+    std::string name, value;
+    while (f.next(name, value)) {
+        if (name == "dev")
+            dev = value != "false";
+        else if (name == "shards")
+            cfg.shards = parse_uint(name, value, 256);
+        else if (name == "client")
+            hc.addr = value;
+        else if (name == "http-port")
+            hc.port = uint16_t(parse_uint(name, value, 65535));
+        else if (name == "backend")
+            cfg.reactor.backend = parse_backend(value);
+        else
+            throw std::runtime_error("unknown flag -" + name);
+    }
+    if (!dev) throw std::runtime_error("only -dev is supported so far (no durable state or cluster yet)");
+    cfg.take_signals = true;
+    smp group(cfg);
+    return group.run([hc] { return agent_dev_main(hc); });
+}
+
 int cmd_hello(int argc, char** argv) {
     smp_config cfg;
     std::string addr = "127.0.0.1";
@@ -139,6 +187,7 @@ int main(int argc, char** argv) {
     std::string cmd = argv[1];
     try {
         if (cmd == "hello") return cmd_hello(argc, argv);
+        if (cmd == "agent") return cmd_agent(argc, argv);
         if (cmd == "version" || cmd == "-version" || cmd == "--version") {
             std::printf("Pharos v0.1.0\n");
             return 0;
