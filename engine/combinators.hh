@@ -4,6 +4,7 @@
 // children under a child cancel source and cancels the losers as soon as the
 // first finishes; their in-flight operations end with errc::cancelled.
 #pragma once
+#include <cstdint>
 #include <optional>
 #include <tuple>
 #include <vector>
