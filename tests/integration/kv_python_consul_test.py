@@ -109,6 +109,30 @@ class KvWithPythonConsul(unittest.TestCase):
         self.assertEqual(same, index)
         self.assertGreaterEqual(time.time() - start, 0.19)
 
+    def test_the_pharos_kv_cli_talks_to_the_same_agent(self):
+        env = dict(os.environ, CONSUL_HTTP_ADDR="127.0.0.1:%d" % self.port)
+
+        def cli(*args, stdin=None):
+            return subprocess.run([PHAROS, "kv", *args], env=env, input=stdin, capture_output=True, text=True,
+                                  timeout=30)
+
+        r = cli("put", "-flags=7", "py/cli/a", "from the cli")
+        self.assertEqual((r.returncode, r.stdout), (0, "Success! Data written to: py/cli/a\n"))
+        _, data = self.c.kv.get("py/cli/a")
+        self.assertEqual((data["Value"], data["Flags"]), (b"from the cli", 7))
+        self.c.kv.put("py/cli/b/c", "x")
+        self.assertEqual(cli("get", "py/cli/a").stdout, "from the cli\n")
+        self.assertEqual(cli("get", "-keys", "py/cli/").stdout, "py/cli/a\npy/cli/b/\n")
+        self.assertEqual(cli("get", "-recurse", "py/cli/").stdout, "py/cli/a:from the cli\npy/cli/b/c:x\n")
+        r = cli("get", "py/cli/none")
+        self.assertEqual((r.returncode, r.stderr), (1, "Error! No key exists at: py/cli/none\n"))
+        r = cli("put", "-cas", "-modify-index=1", "py/cli/a", "lost")
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(cli("put", "py/cli/stdin", "-", stdin="piped").returncode, 0)
+        self.assertEqual(self.c.kv.get("py/cli/stdin")[1]["Value"], b"piped")
+        self.assertEqual(cli("delete", "-recurse", "py/cli/").stdout, "Success! Deleted keys with prefix: py/cli/\n")
+        self.assertIsNone(self.c.kv.get("py/cli/", recurse=True)[1])
+
     def test_status_leader(self):
         self.assertEqual(self.c.status.leader(), "127.0.0.1:8300")
 

@@ -3,6 +3,7 @@
 //       the engine's demo HTTP responder (see hello.hh); -http true answers through protocols/http
 //   pharos version
 #include <signal.h>
+#include <simdjson.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -14,7 +15,9 @@
 #include "engine/signals.hh"
 #include "engine/smp.hh"
 #include "hello.hh"
+#include "protocols/http/client.hh"
 #include "protocols/http/server.hh"
+#include "protocols/json/writer.hh"
 #include "services/api/http_api.hh"
 
 using namespace pharos;
@@ -27,6 +30,7 @@ int usage() {
                  "usage: pharos <command> [flags]\n"
                  "  hello    serve a fixed HTTP 200 from the engine (-shards N -http-addr IP -http-port P -backend B)\n"
                  "  agent    run an agent: -dev (in-memory server) [-client IP -http-port P -shards N -backend B]\n"
+                 "  kv       get|put|delete KEY [VALUE] against an agent (-http-addr, CONSUL_HTTP_ADDR)\n"
                  "  version  print the version\n");
     return 2;
 }
@@ -144,6 +148,200 @@ int cmd_agent(int argc, char** argv) {
     return group.run([hc] { return agent_dev_main(hc); });
 }
 
+// --- client commands: pharos kv get|put|delete, shaped like Consul's CLI ---
+
+struct cli_result {
+    int code = 0;
+    std::string out, err;
+};
+
+// Splits "http://127.0.0.1:8500" or "127.0.0.1:8500" into an address.
+socket_address http_addr_from(std::string a) {
+    if (a.rfind("http://", 0) == 0) a = a.substr(7);
+    auto colon = a.rfind(':');
+    std::string host = colon == std::string::npos ? a : a.substr(0, colon);
+    uint16_t port = colon == std::string::npos ? 8500 : uint16_t(std::stoul(a.substr(colon + 1)));
+    if (host == "localhost") host = "127.0.0.1";
+    auto r = socket_address::parse(host, port);
+    if (!r) throw std::runtime_error("invalid -http-addr: " + a);
+    return *r;
+}
+
+std::string url_escape_key(const std::string& k) {
+    std::string out;
+    for (unsigned char c : k) {
+        if (std::isalnum(c) || c == '/' || c == '-' || c == '_' || c == '.' || c == '~')
+            out.push_back(char(c));
+        else {
+            char buf[4];
+            std::snprintf(buf, sizeof buf, "%%%02X", c);
+            out += buf;
+        }
+    }
+    return out;
+}
+
+struct kv_cli {
+    std::string verb, key, value, addr;
+    bool recurse = false, keys = false, cas = false, value_given = false;
+    uint64_t flags = 0, modify_index = 0;
+};
+
+task<cli_result> run_kv(kv_cli c) {
+    cli_result res;
+    socket_address to = http_addr_from(c.addr);
+    std::string target = "/v1/kv/" + url_escape_key(c.key);
+    std::string method = "GET", body;
+    std::vector<std::string> q;
+    if (c.verb == "get") {
+        if (c.keys)
+            q.push_back("keys&separator=/");  // Consul's CLI default separator
+        else if (c.recurse)
+            q.push_back("recurse");
+        else
+            q.push_back("raw");
+    } else if (c.verb == "put") {
+        method = "PUT";
+        body = c.value;
+        if (c.flags) q.push_back("flags=" + std::to_string(c.flags));
+        if (c.cas) q.push_back("cas=" + std::to_string(c.modify_index));
+    } else {
+        method = "DELETE";
+        if (c.recurse) q.push_back("recurse");
+        if (c.cas) q.push_back("cas=" + std::to_string(c.modify_index));
+    }
+    for (size_t i = 0; i < q.size(); ++i) target += (i ? "&" : "?") + q[i];
+    auto r = co_await http::fetch(to, method, target, body, {}, after(std::chrono::seconds(30)));
+    if (!r) {
+        res.code = 1;
+        res.err = "Error! Failed to reach the agent at " + to.to_string() + ": " + r.error().message() + "\n";
+        co_return res;
+    }
+    if (r->status == 404 && c.verb == "get") {
+        res.code = 1;
+        res.err = "Error! No key exists at: " + c.key + "\n";
+        co_return res;
+    }
+    if (r->status != 200) {
+        res.code = 1;
+        res.err = "Error! Unexpected response code: " + std::to_string(r->status) + " (" + r->body + ")\n";
+        co_return res;
+    }
+    if (c.verb == "get") {
+        if (c.keys || c.recurse) {
+            // Consul prints one key per line for -keys, and "key:value" for -recurse.
+            simdjson::dom::parser p;
+            simdjson::dom::element doc;
+            if (p.parse(r->body).get(doc) || !doc.is_array()) {
+                res.code = 1;
+                res.err = "Error! Malformed response from the agent\n";
+                co_return res;
+            }
+            for (auto item : doc.get_array()) {
+                if (c.keys) {
+                    std::string_view k;
+                    if (!item.get_string().get(k)) res.out += std::string(k) + "\n";
+                    continue;
+                }
+                std::string_view k, v64;
+                if (item["Key"].get_string().get(k)) continue;
+                std::string v;
+                if (!item["Value"].get_string().get(v64)) json::base64_decode(v64, v);
+                res.out += std::string(k) + ":" + v + "\n";
+            }
+        } else {
+            res.out = r->body + "\n";
+        }
+    } else if (c.verb == "put") {
+        if (r->body != "true") {
+            res.code = 1;
+            res.err = "Error! Did not write to " + c.key + ": CAS failed\n";
+        } else {
+            res.out = "Success! Data written to: " + c.key + "\n";
+        }
+    } else {
+        if (r->body != "true") {
+            res.code = 1;
+            res.err = "Error! Did not delete key " + c.key + ": CAS failed\n";
+        } else {
+            res.out = c.recurse ? "Success! Deleted keys with prefix: " + c.key + "\n"
+                                : "Success! Deleted key: " + c.key + "\n";
+        }
+    }
+    co_return res;
+}
+
+int cmd_kv(int argc, char** argv) {
+    if (argc < 3) throw std::runtime_error("usage: pharos kv get|put|delete [flags] KEY [VALUE]");
+    kv_cli c;
+    c.verb = argv[2];
+    if (c.verb != "get" && c.verb != "put" && c.verb != "delete")
+        throw std::runtime_error("unknown kv subcommand: " + c.verb);
+    const char* env = std::getenv("CONSUL_HTTP_ADDR");
+    c.addr = env && *env ? env : "127.0.0.1:8500";
+    std::vector<std::string> args;
+    for (int i = 3; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a.size() > 1 && a[0] == '-' && args.empty()) {
+            std::string name = a.substr(a[1] == '-' ? 2 : 1), value;
+            auto eq = name.find('=');
+            bool has_value = eq != std::string::npos;
+            if (has_value) {
+                value = name.substr(eq + 1);
+                name = name.substr(0, eq);
+            }
+            auto need = [&]() -> std::string {
+                if (has_value) return value;
+                if (i + 1 >= argc) throw std::runtime_error("flag -" + name + " needs a value");
+                return argv[++i];
+            };
+            if (name == "recurse")
+                c.recurse = !has_value || value != "false";
+            else if (name == "keys")
+                c.keys = !has_value || value != "false";
+            else if (name == "cas")
+                c.cas = !has_value || value != "false";
+            else if (name == "flags")
+                c.flags = std::stoull(need());
+            else if (name == "modify-index")
+                c.modify_index = std::stoull(need());
+            else if (name == "http-addr")
+                c.addr = need();
+            else
+                throw std::runtime_error("unknown flag -" + name);
+            continue;
+        }
+        args.push_back(a);
+    }
+    if (args.empty() && !(c.verb == "get" && (c.recurse || c.keys))) throw std::runtime_error("missing KEY");
+    if (!args.empty()) c.key = args[0];
+    if (c.verb == "put") {
+        if (args.size() > 1) c.value = args[1];
+        if (c.value == "-") {
+            std::string all, line;
+            char buf[4096];
+            size_t n;
+            while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) all.append(buf, n);
+            c.value = all;
+        }
+    }
+    smp_config cfg;
+    cfg.shards = 1;
+    cfg.pin = false;
+    cfg.stall_threshold_ms = 0;
+    smp group(cfg);
+    cli_result out;
+    int rc = group.run([c, &out]() -> task<int> {
+        return [](kv_cli c, cli_result* o) -> task<int> {
+            *o = co_await run_kv(std::move(c));
+            co_return o->code;
+        }(c, &out);
+    });
+    std::fputs(out.out.c_str(), stdout);
+    std::fputs(out.err.c_str(), stderr);
+    return rc;
+}
+
 int cmd_hello(int argc, char** argv) {
     smp_config cfg;
     std::string addr = "127.0.0.1";
@@ -188,6 +386,7 @@ int main(int argc, char** argv) {
     try {
         if (cmd == "hello") return cmd_hello(argc, argv);
         if (cmd == "agent") return cmd_agent(argc, argv);
+        if (cmd == "kv") return cmd_kv(argc, argv);
         if (cmd == "version" || cmd == "-version" || cmd == "--version") {
             std::printf("Pharos v0.1.0\n");
             return 0;
