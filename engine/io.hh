@@ -17,12 +17,57 @@
 
 namespace pharos::engine {
 
+// What every awaitable here checks before suspending: 0 to go ahead, else
+// -ETIMEDOUT (the deadline has passed) or -ECANCELED (the task's source fired).
+inline int interrupted_already(deadline dl, cancel_source* src) noexcept {
+    if (dl != no_deadline && dl <= clock::now()) return -ETIMEDOUT;
+    if (src && src->requested()) return -ECANCELED;
+    return 0;
+}
+
+// Ends a wait early: calls fn(ctx, why) once, with -ETIMEDOUT when the deadline
+// passes or -ECANCELED when the cancel source fires, unless disarmed first.
+class interrupter {
+public:
+    using fn_t = void (*)(void* ctx, int why);
+    interrupter() = default;
+    interrupter(const interrupter&) = delete;
+    ~interrupter() { disarm(); }
+
+    void arm(deadline dl, cancel_source* src, fn_t fn, void* ctx) {
+        fn_ = fn;
+        ctx_ = ctx;
+        if (dl != no_deadline) {
+            timer_.when = dl;
+            timer_.ctx = this;
+            timer_.fire = [](timer_node* n) { static_cast<interrupter*>(n->ctx)->fire(-ETIMEDOUT); };
+            this_reactor().add_timer(&timer_);
+        }
+        cb_.arm(
+            src, [](void* p) { static_cast<interrupter*>(p)->fire(-ECANCELED); }, this);
+    }
+    void disarm() noexcept {
+        cb_.reset();
+        if (timer_.armed()) this_reactor().cancel_timer(&timer_);
+    }
+
+private:
+    void fire(int why) {
+        disarm();
+        fn_(ctx_, why);
+    }
+    timer_node timer_{};
+    cancel_callback cb_;
+    fn_t fn_ = nullptr;
+    void* ctx_ = nullptr;
+};
+
 class op_awaiter {
 public:
     op_awaiter(io_op* op, deadline dl) : op_(op), dl_(dl) {}
     op_awaiter(const op_awaiter&) = delete;
     ~op_awaiter() {
-        if (timer_.armed()) this_reactor().cancel_timer(&timer_);
+        stop_.disarm();
         if (op_ && op_->in_flight) {  // frame destroyed mid-flight: detach
             op_->on_complete = nullptr;
             op_->owner = nullptr;
@@ -31,37 +76,25 @@ public:
             this_reactor().discard_op(op_);  // never reached the kernel
         }
     }
-    bool await_ready() noexcept {
-        if (dl_ != no_deadline && dl_ <= clock::now()) {
-            res_ = -ETIMEDOUT;
-            return true;
-        }
-        return false;
-    }
+    bool await_ready() noexcept { return false; }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
         cancel_source* src = token_of(h);
-        if (src && src->requested()) {
-            res_ = -ECANCELED;
-            return false;
-        }
+        if ((res_ = interrupted_already(dl_, src)) != 0) return false;  // never submitted
         h_ = h;
-        reactor& r = this_reactor();
         op_->owner = this;
         op_->on_complete = &on_done;
-        r.submit(op_);
+        this_reactor().submit(op_);
         submitted_ = true;
-        if (dl_ != no_deadline) {
-            timer_.when = dl_;
-            timer_.ctx = this;
-            timer_.fire = [](timer_node* n) {
-                auto* self = static_cast<op_awaiter*>(n->ctx);
-                self->timed_out_ = true;
+        // Interrupted: ask the kernel to stop, and still wait for the completion.
+        stop_.arm(
+            dl_, src,
+            [](void* p, int why) {
+                auto* self = static_cast<op_awaiter*>(p);
+                if (why == -ETIMEDOUT) self->timed_out_ = true;
                 this_reactor().cancel(self->op_);
-            };
-            r.add_timer(&timer_);
-        }
-        cb_.arm(src, [](void* p) { this_reactor().cancel(static_cast<op_awaiter*>(p)->op_); }, this);
+            },
+            this);
         return true;
     }
     // The raw result: bytes or -errno; -ETIMEDOUT if the deadline cancelled it.
@@ -80,8 +113,7 @@ private:
         self->buf_ = std::move(op->buf);
         self->bufs_ = std::move(op->bufs);
         self->op_ = nullptr;
-        self->cb_.reset();
-        if (self->timer_.armed()) this_reactor().cancel_timer(&self->timer_);
+        self->stop_.disarm();
         this_reactor().schedule(self->h_);
     }
 
@@ -92,8 +124,7 @@ private:
     bool submitted_ = false;
     buffer buf_;
     std::vector<buffer> bufs_;
-    timer_node timer_{};
-    cancel_callback cb_;
+    interrupter stop_;
     std::coroutine_handle<> h_;
 };
 
@@ -116,28 +147,14 @@ public:
     struct awaiter {
         wait_slot& s;
         deadline dl;
-        bool await_ready() noexcept {
-            if (dl != no_deadline && dl <= clock::now()) {
-                s.outcome_ = -ETIMEDOUT;
-                return true;
-            }
-            return false;
-        }
+        bool await_ready() noexcept { return false; }
         template <class P>
         bool await_suspend(std::coroutine_handle<P> h) {
             cancel_source* src = token_of(h);
-            if (src && src->requested()) {
-                s.outcome_ = -ECANCELED;
-                return false;
-            }
+            if ((s.outcome_ = interrupted_already(dl, src)) != 0) return false;
             s.h_ = h;
-            if (dl != no_deadline) {
-                s.timer_.when = dl;
-                s.timer_.ctx = &s;
-                s.timer_.fire = [](timer_node* n) { static_cast<wait_slot*>(n->ctx)->fail(-ETIMEDOUT); };
-                this_reactor().add_timer(&s.timer_);
-            }
-            s.cb_.arm(src, [](void* p) { static_cast<wait_slot*>(p)->fail(-ECANCELED); }, &s);
+            s.stop_.arm(
+                dl, src, [](void* p, int why) { static_cast<wait_slot*>(p)->fail(why); }, &s);
             return true;
         }
         // 0 when notified, else -ETIMEDOUT or -ECANCELED.
@@ -156,12 +173,10 @@ private:
     }
     void disarm() noexcept {
         h_ = {};
-        cb_.reset();
-        if (timer_.armed()) this_reactor().cancel_timer(&timer_);
+        stop_.disarm();
     }
     std::coroutine_handle<> h_;
-    timer_node timer_{};
-    cancel_callback cb_;
+    interrupter stop_;
     int outcome_ = 0;
 };
 

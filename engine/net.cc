@@ -128,7 +128,7 @@ void tcp_stream::arm_recv() {
 
 task<result<rx_chunk>> tcp_stream::read(deadline dl) {
     if (!st_ || st_->fd < 0) co_return std::error_code(EBADF, std::system_category());
-    bool fell_back = false;
+    bool armed_without_data = false;  // the multishot receive we armed ended before any data
     for (;;) {
         if (!st_->rx.empty()) {
             rx_chunk c = std::move(st_->rx.front());
@@ -138,7 +138,7 @@ task<result<rx_chunk>> tcp_stream::read(deadline dl) {
         if (st_->eof) co_return rx_chunk();
         if (st_->rx_error) co_return from_errno(st_->rx_error);
         if (!st_->recv) {
-            if (fell_back) {
+            if (armed_without_data) {
                 // The shard's buffer pool is exhausted: read once into memory of our own.
                 io_op* op = this_reactor().alloc_op();
                 op->kind = op_kind::recv;
@@ -153,11 +153,11 @@ task<result<rx_chunk>> tcp_stream::read(deadline dl) {
                 co_return rx_chunk(std::move(b));
             }
             arm_recv();
-            fell_back = true;  // if it ends with ENOBUFS before any data, use the fallback
+            armed_without_data = true;
         }
         int w = co_await st_->reader.wait(dl);
         if (w < 0) co_return from_errno(w);
-        if (!st_->rx.empty()) fell_back = false;
+        if (!st_->rx.empty()) armed_without_data = false;
     }
 }
 

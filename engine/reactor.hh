@@ -111,8 +111,9 @@ public:
     void stop() noexcept;
     bool stopping() const noexcept { return stop_requested_.load(std::memory_order_acquire); }
 
-    // The longest real time a single turn may run before the stall detector reports it.
-    std::atomic<int64_t> turn_started_ns{0};  // any thread reads; 0 while sleeping
+    // Read by the stall detector (any thread): when the current turn began
+    // (steady ns, 0 while sleeping) and how many turns have run.
+    std::atomic<int64_t> turn_started_ns{0};
     std::atomic<uint64_t> turns{0};
     uint64_t budget_expired_ns = 0;  // maybe_yield threshold for this turn (steady ns)
 

@@ -10,9 +10,7 @@ struct category final : std::error_category {
         switch (errc(c)) {
         case errc::cancelled: return "operation cancelled";
         case errc::timed_out: return "deadline exceeded";
-        case errc::closed: return "closed";
         case errc::queue_full: return "queue full";
-        case errc::shutting_down: return "shutting down";
         }
         return "unknown engine error";
     }

@@ -9,7 +9,7 @@
 namespace pharos::engine {
 
 // Error conditions that the engine itself raises (besides errno values).
-enum class errc { cancelled = 1, timed_out, closed, queue_full, shutting_down };
+enum class errc { cancelled = 1, timed_out, queue_full };
 
 const std::error_category& engine_category() noexcept;
 inline std::error_code make_error_code(errc e) noexcept { return {int(e), engine_category()}; }

@@ -122,10 +122,7 @@ task<void> server::serve(tcp_stream conn) {
             if (begun && request_deadline == no_deadline) request_deadline = after(cfg_.request_timeout);
             deadline dl = begun ? request_deadline : after(cfg_.idle_timeout);
             auto chunk = co_await conn.read(dl);
-            if (!chunk || chunk->empty()) {
-                if (chunk && begun) {
-                    // EOF mid-request: nothing to answer.
-                }
+            if (!chunk || chunk->empty()) {  // closed or failed, mid-request or not: nothing to answer
                 open = false;
                 break;
             }

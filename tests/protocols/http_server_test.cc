@@ -65,9 +65,9 @@ task<std::string> exchange(uint16_t port, std::string raw, int expect_responses)
     co_return got;
 }
 
-// Starts a server on every shard on one port; returns the port.
+// Starts a server on every shard, each on an ephemeral port of its own (port 0);
+// returns shard 0's port, which is where the tests connect.
 task<uint16_t> start_servers(sharded<http::server>* s) {
-    // Bind shard 0 to an ephemeral port first, then the other shards to the same port.
     auto cfg = test_config();
     http::handler h = &echo_handler;
     co_await s->start(cfg, h);

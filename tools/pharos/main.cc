@@ -318,7 +318,7 @@ int cmd_kv(int argc, char** argv) {
     if (c.verb == "put") {
         if (args.size() > 1) c.value = args[1];
         if (c.value == "-") {
-            std::string all, line;
+            std::string all;
             char buf[4096];
             size_t n;
             while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) all.append(buf, n);
