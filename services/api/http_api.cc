@@ -1,208 +1,217 @@
 #include "http_api.hh"
 
-#include <charconv>
-#include <random>
+#include <unistd.h>
+
+#include <cstdio>
 
 namespace pharos::api {
 using namespace engine;
-using http::response;
-
-std::optional<std::chrono::nanoseconds> parse_go_duration(std::string_view s) {
-    if (s.empty()) return std::nullopt;
-    bool neg = false;
-    if (s[0] == '-' || s[0] == '+') {
-        neg = s[0] == '-';
-        s.remove_prefix(1);
-    }
-    if (s == "0") return std::chrono::nanoseconds(0);
-    if (s.empty()) return std::nullopt;
-    long double total = 0;
-    while (!s.empty()) {
-        size_t i = 0;
-        while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
-        if (i == 0) return std::nullopt;
-        std::string num(s.substr(0, i));
-        if (num == ".") return std::nullopt;
-        long double v = std::strtold(num.c_str(), nullptr);
-        s.remove_prefix(i);
-        size_t u = 0;
-        while (u < s.size() && !std::isdigit(static_cast<unsigned char>(s[u])) && s[u] != '.') ++u;
-        std::string_view unit = s.substr(0, u);
-        s.remove_prefix(u);
-        long double mult;
-        if (unit == "ns")
-            mult = 1;
-        else if (unit == "us" || unit == "\xc2\xb5s" || unit == "\xce\xbcs")
-            mult = 1e3;
-        else if (unit == "ms")
-            mult = 1e6;
-        else if (unit == "s")
-            mult = 1e9;
-        else if (unit == "m")
-            mult = 60e9;
-        else if (unit == "h")
-            mult = 3600e9;
-        else
-            return std::nullopt;
-        total += v * mult;
-    }
-    if (total > 9.2e18L) return std::nullopt;
-    return std::chrono::nanoseconds(int64_t(neg ? -total : total));
-}
 
 namespace {
 
-response consul_error(unsigned status, std::string msg) { return response::text(status, std::move(msg)); }
-
-void index_headers(response& r, uint64_t index) {
-    r.with_header("X-Consul-Index", std::to_string(index ? index : 1));
-    r.with_header("X-Consul-Knownleader", "true");
-    r.with_header("X-Consul-Lastcontact", "0");
-    r.with_header("X-Consul-Effective-Consistency", "leader");
+std::optional<std::string> tail(const std::string& path, std::string_view prefix) {
+    if (path.rfind(prefix, 0) != 0) return std::nullopt;
+    return path.substr(prefix.size());
 }
 
-bool parse_u64(const std::string& s, uint64_t& out) {
-    auto r = std::from_chars(s.data(), s.data() + s.size(), out);
-    return r.ec == std::errc() && r.ptr == s.data() + s.size();
+// Consul's X-Consul-Index for event lists: the newest event's UUID folded to 64 bits.
+uint64_t uuid_index(const std::string& id) {
+    std::string hex;
+    for (char c : id)
+        if (c != '-') hex.push_back(c);
+    if (hex.size() != 32) return 1;
+    uint64_t hi = std::stoull(hex.substr(0, 16), nullptr, 16), lo = std::stoull(hex.substr(16), nullptr, 16);
+    uint64_t v = hi ^ lo;
+    return v ? v : 1;
 }
 
-// Blocking-query parameters: index and wait (clamped to 10 min, default 5 min,
-// plus up to wait/16 of jitter as Consul adds).
-std::optional<response> parse_blocking(const http::request& r, uint64_t& index, deadline& dl) {
-    index = 0;
-    dl = no_deadline;
-    if (auto* s = r.query_param("index"); s && !s->empty()) {
-        if (!parse_u64(*s, index)) return consul_error(400, "Invalid index");
-    }
-    if (index == 0) return std::nullopt;
-    std::chrono::nanoseconds wait = std::chrono::minutes(5);
-    if (auto* s = r.query_param("wait"); s && !s->empty()) {
-        auto d = parse_go_duration(*s);
-        if (!d || d->count() < 0) return consul_error(400, "Invalid wait time");
-        wait = *d;
-    }
-    if (wait > std::chrono::minutes(10)) wait = std::chrono::minutes(10);
-    if (wait.count() == 0) wait = std::chrono::minutes(5);
-    static thread_local std::mt19937_64 rng{std::random_device{}()};
-    auto jitter = std::chrono::nanoseconds(wait.count() / 16 ? rng() % uint64_t(wait.count() / 16) : 0);
-    dl = clock::now() + wait + jitter;
-    return std::nullopt;
+void write_event(json::writer& w, const agent::user_event& e) {
+    w.begin_object();
+    w.key("ID").string(e.id);
+    w.key("Name").string(e.name);
+    w.key("Payload");
+    if (e.payload.empty())
+        w.null();
+    else
+        w.bytes_base64(e.payload);
+    w.key("NodeFilter").string(e.node_filter);
+    w.key("ServiceFilter").string(e.service_filter);
+    w.key("TagFilter").string(e.tag_filter);
+    w.key("Version").number(1);
+    w.key("LTime").number(e.ltime);
+    w.end_object();
 }
 
-task<kv::read_result> kv_read_on_owner(sharded<kv::service>* kv, kv::query q, deadline dl) {
-    auto fn = [kv, q = std::move(q), dl]() mutable { return kv->local().read(std::move(q), dl); };
-    co_return co_await submit_to(0, std::move(fn));
+struct event_list {
+    uint64_t index = 1;
+    std::string body;
+};
+
+event_list render_events(const agent::agent& a, const std::string& name) {
+    event_list out;
+    json::writer w;
+    w.begin_array();
+    const agent::user_event* last = nullptr;
+    for (auto& e : a.events()) {
+        if (!name.empty() && e.name != name) continue;
+        write_event(w, e);
+        last = &e;
+    }
+    w.end_array();
+    out.body = w.take();
+    if (last) out.index = uuid_index(last->id);
+    return out;
 }
 
-task<kv::write_result> kv_write_on_owner(sharded<kv::service>* kv, kv::write_op op) {
-    auto fn = [kv, op = std::move(op)]() mutable { return kv->local().write(std::move(op)); };
-    co_return co_await submit_to(0, std::move(fn));
+task<response> event_fire(const context* ctx, request& r, std::string name) {
+    if (name.empty()) co_return consul_error(400, "Missing name");
+    agent::user_event e;
+    e.name = std::move(name);
+    e.payload = std::move(r.body);
+    if (auto* v = r.query_param("node")) e.node_filter = *v;
+    if (auto* v = r.query_param("service")) e.service_filter = *v;
+    if (auto* v = r.query_param("tag")) e.tag_filter = *v;
+    if (!e.tag_filter.empty() && e.service_filter.empty())
+        co_return consul_error(400, "Cannot provide tag filter without service filter");
+    auto fn = [e = std::move(e)](agent::agent& a) mutable { return a.fire_event(std::move(e)); };
+    agent::user_event fired = co_await on_agent(ctx, std::move(fn));
+    json::writer w;
+    write_event(w, fired);
+    co_return response::json(w.take());
 }
 
-task<response> kv_endpoint(const context* ctx, http::request& r, std::string key) {
-    if (r.method == "GET") {
-        kv::query q;
-        q.key = std::move(key);
-        bool recurse = r.has_query("recurse"), keys = r.has_query("keys");
-        if (keys)
-            q.mode = kv::read_mode::keys;
-        else if (recurse)
-            q.mode = kv::read_mode::recurse;
-        if (auto* s = r.query_param("separator"))
-            q.separator = *s;
-        else if (auto* s2 = r.query_param("seperator"))
-            q.separator = *s2;
-        q.raw = r.has_query("raw") && q.mode == kv::read_mode::single;
-        if (q.mode == kv::read_mode::single && q.key.empty()) co_return consul_error(400, "Missing key name");
-        if (r.has_query("stale") && r.has_query("consistent"))
-            co_return consul_error(400, "Cannot specify ?stale with ?consistent, conflicting semantics.");
-        deadline dl;
-        if (auto bad = parse_blocking(r, q.min_index, dl)) co_return std::move(*bad);
-        bool raw = q.raw;
-        auto res = co_await kv_read_on_owner(ctx->kv, std::move(q), dl);
-        response out;
-        if (!res.found) {
-            out.status = 404;
-        } else if (raw) {
-            out = response::text(200, std::move(res.body));
-            out.headers.clear();
-            out.with_header("Content-Type", "text/plain; charset=utf-8");
-            out.with_header("X-Content-Type-Options", "nosniff");
-            out.with_header("Content-Security-Policy", "sandbox");
-        } else {
-            out = response::json(std::move(res.body));
-        }
-        index_headers(out, res.index);
-        co_return out;
+task<response> event_list_endpoint(const context* ctx, request& r) {
+    read_options o;
+    if (auto bad = parse_read_options(ctx, r, o)) co_return std::move(*bad);
+    std::string name = r.query_param("name") ? *r.query_param("name") : "";
+    auto render = [name](agent::agent& a) { return render_events(a, name); };
+    event_list cur = co_await on_agent(ctx, render);
+    // Blocking: the index is opaque (not monotonic); wait while it equals the client's.
+    while (o.min_index > 0 && cur.index == o.min_index && clock::now() < o.dl) {
+        deadline dl = o.dl;
+        auto wait_fn = [dl](agent::agent& a) { return a.wait_event(dl); };
+        co_await on_agent(ctx, wait_fn);
+        cur = co_await on_agent(ctx, render);
     }
-    if (r.method == "PUT" || r.method == "POST") {
-        if (key.empty()) co_return consul_error(400, "Missing key name");
-        kv::write_op op;
-        op.key = std::move(key);
-        if (auto* s = r.query_param("flags"); s && !parse_u64(*s, op.flags))
-            co_return consul_error(400, "Invalid flags");
-        bool has_cas = r.has_query("cas"), acq = r.has_query("acquire"), rel = r.has_query("release");
-        if (int(has_cas) + int(acq) + int(rel) > 1)
-            co_return consul_error(400, "Conflicting flags: cas, acquire and release are mutually exclusive");
-        if (r.body.size() > ctx->kv_max_value_size)
-            co_return consul_error(413, "Request body(" + std::to_string(r.body.size()) +
-                                            " bytes) too large, max size: " + std::to_string(ctx->kv_max_value_size) +
-                                            " bytes. See https://developer.hashicorp.com/consul/docs/agent/"
-                                            "config/config-files#kv_max_value_size.");
-        op.value = std::move(r.body);
-        if (has_cas) {
-            if (!parse_u64(*r.query_param("cas"), op.cas)) co_return consul_error(400, "Invalid cas index");
-            op.kind = kv::write_kind::cas;
-        } else if (acq) {
-            op.kind = kv::write_kind::acquire;
-            op.session = *r.query_param("acquire");
-        } else if (rel) {
-            op.kind = kv::write_kind::release;
-            op.session = *r.query_param("release");
-        }
-        auto res = co_await kv_write_on_owner(ctx->kv, std::move(op));
-        if (!res.error.empty()) co_return consul_error(500, res.error);
-        co_return response::json(res.ok ? "true" : "false");
-    }
-    if (r.method == "DELETE") {
-        kv::write_op op;
-        op.key = std::move(key);
-        bool recurse = r.has_query("recurse");
-        if (r.has_query("cas")) {
-            if (recurse) co_return consul_error(400, "Conflicting flags: cas and recurse");
-            if (!parse_u64(*r.query_param("cas"), op.cas)) co_return consul_error(400, "Invalid cas index");
-            op.kind = kv::write_kind::remove_cas;
-        } else {
-            op.kind = recurse ? kv::write_kind::remove_tree : kv::write_kind::remove;
-        }
-        if (op.key.empty() && !recurse) co_return consul_error(400, "Missing key name");
-        auto res = co_await kv_write_on_owner(ctx->kv, std::move(op));
-        co_return response::json(res.ok ? "true" : "false");
-    }
-    response out = consul_error(405, "method " + r.method + " not allowed");
-    out.with_header("Allow", "OPTIONS,GET,PUT,DELETE");
+    response out = response::json(std::move(cur.body));
+    index_headers(out, cur.index);
     co_return out;
+}
+
+// --- metrics ---
+
+struct agent_counts {
+    size_t services = 0, checks = 0, events = 0;
+};
+
+double rss_bytes() {
+    long pages = 0, rss = 0;
+    if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+        if (std::fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
+        std::fclose(f);
+    }
+    return double(rss) * double(sysconf(_SC_PAGESIZE));
+}
+
+task<std::vector<metrics_sample>> gather(const context* ctx) {
+    std::vector<metrics_sample> m;
+    const state::snapshot& s = ctx->state->local().read();
+    auto add = [&](const char* name, double v, bool counter, const char* help) {
+        metrics_sample x;
+        x.name = name;
+        x.value = v;
+        x.counter = counter;
+        x.help = help;
+        m.push_back(std::move(x));
+    };
+    add("consul.kv.entries", double(s.kv.size()), false, "KV entries in the state store");
+    add("consul.catalog.nodes", double(s.catalog.node_count()), false, "Nodes in the catalog");
+    add("consul.catalog.service_instances", double(s.catalog.service_count()), false, "Service instances in the catalog");
+    add("consul.catalog.checks", double(s.catalog.check_count()), false, "Health checks in the catalog");
+    add("consul.state.index", double(s.index), false, "Last applied state index");
+    auto counts_fn = [](agent::agent& a) {
+        agent_counts c;
+        c.services = a.services().size();
+        c.checks = a.checks().size();
+        c.events = a.events().size();
+        return c;
+    };
+    agent_counts c = co_await on_agent(ctx, counts_fn);
+    add("consul.agent.services", double(c.services), false, "Services registered with this agent");
+    add("consul.agent.checks", double(c.checks), false, "Checks registered with this agent");
+    add("consul.runtime.rss_bytes", rss_bytes(), false, "Resident memory of the agent process");
+    add("consul.runtime.uptime_seconds",
+        std::chrono::duration<double>(std::chrono::system_clock::now() - ctx->agent->started()).count(), false,
+        "Seconds since the agent started");
+    if (ctx->extra_metrics) {
+        auto more = co_await ctx->extra_metrics();
+        for (auto& x : more) m.push_back(std::move(x));
+    }
+    co_return m;
+}
+
+std::string prometheus_name(const std::string& n) {
+    std::string out = n;
+    for (char& ch : out)
+        if (ch == '.' || ch == '-') ch = '_';
+    return out;
+}
+
+task<response> metrics(const context* ctx, request& r) {
+    auto m = co_await gather(ctx);
+    bool prom = (r.query_param("format") && *r.query_param("format") == "prometheus") ||
+                r.header("Accept").find("text/plain") != std::string_view::npos;
+    if (prom) {
+        std::string out;
+        char num[64];
+        for (auto& x : m) {
+            std::string n = prometheus_name(x.name);
+            out += "# HELP " + n + " " + x.help + "\n# TYPE " + n + (x.counter ? " counter\n" : " gauge\n");
+            std::snprintf(num, sizeof num, "%.17g", x.value);
+            out += n + " " + num + "\n";
+        }
+        response res = response::text(200, std::move(out));
+        res.headers.clear();
+        res.with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+        co_return res;
+    }
+    json::writer w;
+    w.begin_object();
+    std::time_t now = std::time(nullptr);
+    char ts[64];
+    std::strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S +0000 UTC", std::gmtime(&now));
+    w.key("Timestamp").string(ts);
+    w.key("Gauges").begin_array();
+    for (auto& x : m)
+        if (!x.counter) w.begin_object().key("Name").string(x.name).key("Value").number(x.value).key("Labels").begin_object().end_object().end_object();
+    w.end_array();
+    w.key("Points").begin_array().end_array();
+    w.key("Counters").begin_array();
+    for (auto& x : m)
+        if (x.counter)
+            w.begin_object()
+                .key("Name").string(x.name)
+                .key("Count").number(x.value)
+                .key("Rate").number(0.0)
+                .key("Sum").number(x.value)
+                .key("Min").number(x.value)
+                .key("Max").number(x.value)
+                .key("Mean").number(x.value)
+                .key("Stddev").number(0.0)
+                .key("Labels").begin_object().end_object()
+                .end_object();
+    w.end_array();
+    w.key("Samples").begin_array().end_array();
+    w.end_object();
+    co_return response::json(w.take());
 }
 
 }  // namespace
 
-task<response> handle(const context* ctx, http::request& r) {
+task<std::optional<response>> misc_routes(const context* ctx, request& r) {
     const std::string& p = r.path;
-    if (p.rfind("/v1/kv/", 0) == 0) {
-        if (r.method == "OPTIONS") {
-            response o = response::text(200, "");
-            o.with_header("Allow", "OPTIONS,GET,PUT,DELETE");
-            co_return o;
-        }
-        std::string key = p.substr(7);
-        co_return co_await kv_endpoint(ctx, r, std::move(key));
-    }
     if (p == "/v1/status/leader" || p == "/v1/status/peers") {
-        if (r.method != "GET") {
-            response out = consul_error(405, "method " + r.method + " not allowed");
-            out.with_header("Allow", "OPTIONS,GET");
-            co_return out;
-        }
+        if (r.method != "GET") co_return method_not_allowed(r, "GET");
         json::writer w;
         if (p == "/v1/status/leader")
             w.string(ctx->server_addr);
@@ -210,11 +219,43 @@ task<response> handle(const context* ctx, http::request& r) {
             w.begin_array().string(ctx->server_addr).end_array();
         co_return response::json(w.take());
     }
-    if (p == "/")
-        co_return response::text(
-            200,
-            "Consul Agent: UI disabled. To enable, set ui_config.enabled=true in the agent configuration and restart.");
-    co_return consul_error(404, "Invalid URL path: not a recognized HTTP API endpoint");
+    if (auto name = tail(p, "/v1/event/fire/")) {
+        if (r.method != "PUT") co_return method_not_allowed(r, "PUT");
+        co_return co_await event_fire(ctx, r, *name);
+    }
+    if (p == "/v1/event/list") {
+        if (r.method != "GET") co_return method_not_allowed(r, "GET");
+        co_return co_await event_list_endpoint(ctx, r);
+    }
+    if (p == "/v1/agent/metrics") {
+        if (r.method != "GET") co_return method_not_allowed(r, "GET");
+        co_return co_await metrics(ctx, r);
+    }
+    co_return std::nullopt;
+}
+
+task<response> handle(const context* ctx, http::request& r) {
+    bool options = r.method == "OPTIONS";
+    if (options) r.method = "\x01";  // every route answers an unknown method with 405 + Allow
+    std::optional<response> out = co_await kv_routes(ctx, r);
+    if (!out) out = co_await health_routes(ctx, r);
+    if (!out) out = co_await catalog_routes(ctx, r);
+    if (!out) out = co_await agent_routes(ctx, r);
+    if (!out) out = co_await misc_routes(ctx, r);
+    if (!out) {
+        if (r.path == "/")
+            co_return response::text(200,
+                                     "Consul Agent: UI disabled. To enable, set ui_config.enabled=true in the agent "
+                                     "configuration and restart.");
+        co_return consul_error(404, "Invalid URL path: not a recognized HTTP API endpoint");
+    }
+    if (options && out->status == 405) {
+        out->status = 200;
+        out->body.clear();
+    } else if (options) {
+        r.method = "OPTIONS";
+    }
+    co_return std::move(*out);
 }
 
 }  // namespace pharos::api

@@ -1,24 +1,13 @@
-// The Consul HTTP API routes. handle() runs on whichever shard accepted the
-// connection; state lives in services (kv on shard 0) reached by submit_to.
+// The Consul HTTP API. handle() runs on whichever shard accepted the
+// connection: reads are answered from that shard's snapshot of the state,
+// writes go to the state owner, agent-local calls to the agent's shard.
+// Endpoint families live in kv_api.cc, catalog_api.cc (catalog and health),
+// agent_api.cc and here (status, event, metrics); common.hh has what they share.
 #pragma once
-#include <optional>
-#include <string>
-
-#include "engine/smp.hh"
-#include "protocols/http/message.hh"
-#include "services/kv/service.hh"
+#include "services/api/common.hh"
 
 namespace pharos::api {
 
-struct context {
-    engine::sharded<kv::service>* kv = nullptr;
-    std::string server_addr = "127.0.0.1:8300";  // reported by /v1/status/*
-    size_t kv_max_value_size = 512 * 1024;
-};
-
 engine::task<http::response> handle(const context* ctx, http::request& r);
-
-// Go's time.ParseDuration ("300ms", "1.5h", "2h45m"); nullopt if malformed.
-std::optional<std::chrono::nanoseconds> parse_go_duration(std::string_view s);
 
 }  // namespace pharos::api

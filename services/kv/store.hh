@@ -1,7 +1,12 @@
 // kv::store: Consul's KV state machine. Plain data, no I/O and no shards: the
-// kv backend (on its owner shard) applies writes with the log index that the
+// state machine (on its owner shard) applies writes with the log index that the
 // write was assigned, so every replica that applies the same writes in the same
 // order holds the same store. Reads are const.
+//
+// The tables are persistent maps (state/pmap.hh): copying a store is O(1) and
+// later writes to either copy leave the other unchanged, which is how the owner
+// publishes immutable snapshots to the other shards. Entries are held by
+// shared_ptr so that a path copy never copies a value.
 //
 // Index rules (Consul's): a key's ModifyIndex; a missing key, the table's
 // highest index including tombstones; a prefix, the highest ModifyIndex or
@@ -9,11 +14,13 @@
 // backwards until the tombstones are reaped.
 #pragma once
 #include <cstdint>
-#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "services/state/pmap.hh"
 
 namespace pharos::kv {
 
@@ -54,7 +61,8 @@ public:
     // Deletes only if the key exists with ModifyIndex == cas (cas 0 deletes nothing).
     bool remove_cas(std::string_view key, uint64_t cas, uint64_t index);
     // Deletes every key under `prefix`; returns how many.
-    size_t remove_tree(std::string_view prefix, uint64_t index);
+    // With `removed`, the deleted keys are appended to it.
+    size_t remove_tree(std::string_view prefix, uint64_t index, std::vector<std::string>* removed = nullptr);
     // Lock acquire for `session` (validity and lock-delay are the caller's): an
     // unheld or new key is taken and its LockIndex bumped; the holder may update
     // the value without a bump; another holder makes it fail.
@@ -68,11 +76,14 @@ private:
     void bump(uint64_t index) noexcept {
         if (index > table_index_) table_index_ = index;
     }
-    entry& upsert(std::string_view key, uint64_t index);
-    void tombstone(const std::string& key, uint64_t index);
+    // A fresh copy of `key`'s entry (or a new one) stamped with `index`; the
+    // caller edits it and stores it with put().
+    entry fresh(std::string_view key, uint64_t index) const;
+    void put(entry e);
+    void tombstone(std::string_view key, uint64_t index);
 
-    std::map<std::string, entry, std::less<>> entries_;
-    std::map<std::string, uint64_t, std::less<>> tombstones_;  // key -> delete index
+    state::pmap<std::shared_ptr<const entry>> entries_;
+    state::pmap<uint64_t> tombstones_;  // key -> delete index
     uint64_t table_index_ = 0;
 };
 

@@ -1,0 +1,393 @@
+#include "agent.hh"
+
+#include <algorithm>
+#include <cstdio>
+#include <random>
+
+#include "engine/log.hh"
+
+namespace pharos::agent {
+using namespace engine;
+
+namespace {
+constexpr const char* node_maint_id = "_node_maintenance";
+constexpr const char* service_maint_prefix = "_service_maintenance:";
+constexpr const char* default_node_maint_reason =
+    "Maintenance mode is enabled for this node, but no reason was provided. This is a default message.";
+constexpr const char* default_service_maint_reason =
+    "Maintenance mode is enabled for this service, but no reason was provided. This is a default message.";
+
+std::string advertise(const config& c) {
+    if (!c.advertise_addr.empty()) return c.advertise_addr;
+    if (c.bind_addr.empty() || c.bind_addr == "0.0.0.0" || c.bind_addr == "::") return "127.0.0.1";
+    return c.bind_addr;
+}
+
+uint64_t fnv1a(std::string_view s, uint64_t h = 1469598103934665603ull) {
+    for (unsigned char c : s) {
+        h ^= c;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+std::string random_uuid() {
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    uint64_t a = rng(), b = rng();
+    a = (a & 0xffffffffffff0fffull) | 0x0000000000004000ull;
+    b = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull;
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", unsigned(a >> 32), unsigned((a >> 16) & 0xffff),
+                  unsigned(a & 0xffff), unsigned(b >> 48), (unsigned long long)(b & 0xffffffffffffull));
+    return buf;
+}
+}  // namespace
+
+struct agent::ttl_timer {
+    deadline expires = no_deadline;
+    bool stop = false;
+    wait_slot slot;
+};
+
+agent::agent(config cfg, sharded<state::service>* st) : cfg_(std::move(cfg)), st_(st) {
+    started_ = std::chrono::system_clock::now();
+}
+
+catalog::register_request agent::node_registration() const {
+    catalog::register_request r;
+    r.n.id = cfg_.node_id;
+    r.n.name = cfg_.node_name;
+    r.n.address = advertise(cfg_);
+    r.n.datacenter = cfg_.datacenter;
+    r.n.tagged_addresses = {{"lan", r.n.address}, {"lan_ipv4", r.n.address}, {"wan", r.n.address},
+                            {"wan_ipv4", r.n.address}};
+    r.n.meta.emplace_back("consul-network-segment", "");
+    for (auto& [k, v] : cfg_.node_meta) r.n.meta.emplace_back(k, v);
+    std::sort(r.n.meta.begin(), r.n.meta.end());
+    return r;
+}
+
+task<outcome> agent::write(state::command c) {
+    auto res = co_await st_->local().write(std::move(c));
+    if (!res.error.empty()) co_return failure{500, res.error};
+    co_return std::nullopt;
+}
+
+task<void> agent::start() {
+    catalog::register_request r = node_registration();
+    catalog::check serf;
+    serf.check_id = "serfHealth";
+    serf.name = "Serf Health Status";
+    serf.status = "passing";
+    serf.output = "Agent alive and reachable";
+    r.checks.push_back(serf);
+    if (cfg_.server) {
+        catalog::service s;
+        s.id = "consul";
+        s.name = "consul";
+        s.port = cfg_.ports.server;
+        s.meta = {{"non_voter", "false"},         {"raft_version", "3"},           {"read_replica", "false"},
+                  {"serf_protocol_current", "2"}, {"serf_protocol_max", "5"},      {"serf_protocol_min", "1"},
+                  {"version", "1.17.0"}};
+        r.svc = s;
+    }
+    auto out = co_await write(std::move(r));
+    if (out) log(log_level::error, "agent: registering the local node failed: %s", out->message.c_str());
+}
+
+task<void> agent::stop() {
+    for (auto& [id, t] : ttl_) {
+        t->stop = true;
+        t->slot.notify();
+    }
+    for (auto* w : local_waiters_) w->notify();
+    for (auto* w : event_waiters_) w->notify();
+    co_await gate_.close();
+}
+
+const catalog::service* agent::find_service(const std::string& id) const {
+    auto it = services_.find(id);
+    return it == services_.end() ? nullptr : &it->second;
+}
+
+std::string agent::content_hash(const catalog::service& s) const {
+    uint64_t h = fnv1a(s.id);
+    h = fnv1a(s.name, h);
+    h = fnv1a(s.kind, h);
+    for (auto& t : s.tags) h = fnv1a(t, fnv1a("\x01", h));
+    h = fnv1a(s.address, h);
+    h = fnv1a(std::to_string(s.port), h);
+    for (auto& [k, v] : s.meta) h = fnv1a(v, fnv1a(k, fnv1a("\x02", h)));
+    for (auto& [k, a] : s.tagged_addresses) h = fnv1a(std::to_string(a.port), fnv1a(a.address, fnv1a(k, h)));
+    h = fnv1a(std::to_string(s.weight_passing) + "/" + std::to_string(s.weight_warning), h);
+    h = fnv1a(s.enable_tag_override ? "t" : "f", h);
+    char buf[20];
+    std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)h);
+    return buf;
+}
+
+void agent::local_changed() {
+    auto waiters = std::move(local_waiters_);
+    local_waiters_.clear();
+    for (auto* w : waiters) w->notify();
+}
+
+task<void> agent::wait_local_change(deadline dl) {
+    gate::holder g(gate_);
+    if (!g) co_return;
+    wait_slot slot;
+    local_waiters_.push_back(&slot);
+    co_await slot.wait(dl);
+    auto it = std::find(local_waiters_.begin(), local_waiters_.end(), &slot);
+    if (it != local_waiters_.end()) local_waiters_.erase(it);
+}
+
+task<outcome> agent::register_service(catalog::service s, std::vector<check_definition> checks,
+                                      bool replace_existing_checks) {
+    if (s.name.empty()) co_return failure{400, "Validation failed: Missing service name"};
+    if (s.id.empty()) s.id = s.name;
+    if (s.weight_passing <= 0) co_return failure{400, "Validation failed: Passing must be greater than 0"};
+    s.node = cfg_.node_name;
+    for (auto& c : checks) {
+        if (c.row.status.empty()) c.row.status = "critical";
+        if (!catalog::valid_status(c.row.status)) co_return failure{400, "Invalid check status: '" + c.row.status + "'"};
+        c.row.service_id = s.id;
+        c.row.node = cfg_.node_name;
+    }
+    // Checks of this service that the new registration drops.
+    std::vector<std::string> stale;
+    if (replace_existing_checks) {
+        for (auto& [id, c] : checks_) {
+            bool kept = std::any_of(checks.begin(), checks.end(),
+                                    [&](const check_definition& n) { return n.row.check_id == id; });
+            if (c.row.service_id == s.id && !kept && id.rfind(service_maint_prefix, 0) != 0) stale.push_back(id);
+        }
+    }
+    catalog::register_request r = node_registration();
+    r.svc = s;
+    for (auto& c : checks) {
+        // A re-registered check keeps its current status unless the request sets one.
+        auto it = checks_.find(c.row.check_id);
+        if (it != checks_.end() && !c.status_given) {
+            c.row.status = it->second.row.status;
+            c.row.output = it->second.row.output;
+        }
+        r.checks.push_back(c.row);
+    }
+    if (auto f = co_await write(std::move(r))) co_return f;
+    for (auto& id : stale) co_await deregister_check(id);
+    services_[s.id] = s;
+    for (auto& c : checks) {
+        c.row.service_name = s.name;
+        c.row.service_tags = s.tags;
+        std::string id = c.row.check_id;
+        int64_t ttl = c.ttl_ns;
+        checks_[id] = std::move(c);
+        if (ttl > 0) arm_ttl(id, ttl);
+    }
+    local_changed();
+    co_return std::nullopt;
+}
+
+task<outcome> agent::deregister_service(std::string id) {
+    if (!services_.count(id)) co_return failure{404, "Unknown service ID \"" + id + "\". Ensure that the service ID is passed, not the service name."};
+    catalog::deregister_request d;
+    d.node = cfg_.node_name;
+    d.service_id = id;
+    if (auto f = co_await write(std::move(d))) co_return f;
+    services_.erase(id);
+    for (auto it = checks_.begin(); it != checks_.end();) {
+        if (it->second.row.service_id == id) {
+            disarm_ttl(it->first);
+            it = checks_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    local_changed();
+    co_return std::nullopt;
+}
+
+task<outcome> agent::service_maintenance(std::string id, bool enable, std::string reason) {
+    const catalog::service* s = find_service(id);
+    if (!s) co_return failure{404, "Unknown service ID \"" + id + "\""};
+    std::string check_id = service_maint_prefix + id;
+    if (!enable) {
+        if (!checks_.count(check_id)) co_return std::nullopt;
+        co_return co_await deregister_check(check_id);
+    }
+    if (checks_.count(check_id)) co_return std::nullopt;
+    check_definition c;
+    c.row.check_id = check_id;
+    c.row.name = "Service Maintenance Mode";
+    c.row.notes = reason.empty() ? default_service_maint_reason : reason;
+    c.row.service_id = id;
+    c.row.status = "critical";
+    c.row.type = "maintenance";
+    c.status_given = true;
+    co_return co_await register_check(std::move(c));
+}
+
+task<outcome> agent::node_maintenance(bool enable, std::string reason) {
+    if (!enable) {
+        if (!checks_.count(node_maint_id)) co_return std::nullopt;
+        co_return co_await deregister_check(node_maint_id);
+    }
+    if (checks_.count(node_maint_id)) co_return std::nullopt;
+    check_definition c;
+    c.row.check_id = node_maint_id;
+    c.row.name = "Node Maintenance Mode";
+    c.row.notes = reason.empty() ? default_node_maint_reason : reason;
+    c.row.status = "critical";
+    c.row.type = "maintenance";
+    c.status_given = true;
+    co_return co_await register_check(std::move(c));
+}
+
+task<outcome> agent::register_check(check_definition c) {
+    if (c.row.name.empty()) co_return failure{400, "Missing check name"};
+    if (c.row.check_id.empty()) c.row.check_id = c.row.name;
+    if (c.row.status.empty()) c.row.status = "critical";
+    if (!catalog::valid_status(c.row.status)) co_return failure{400, "Bad check status"};
+    c.row.node = cfg_.node_name;
+    if (!c.row.service_id.empty()) {
+        const catalog::service* s = find_service(c.row.service_id);
+        if (!s) co_return failure{404, "ServiceID \"" + c.row.service_id + "\" does not exist"};
+        c.row.service_name = s->name;
+        c.row.service_tags = s->tags;
+    }
+    auto it = checks_.find(c.row.check_id);
+    if (it != checks_.end() && !c.status_given) {
+        c.row.status = it->second.row.status;
+        c.row.output = it->second.row.output;
+    }
+    catalog::register_request r = node_registration();
+    r.checks.push_back(c.row);
+    if (auto f = co_await write(std::move(r))) co_return f;
+    std::string id = c.row.check_id;
+    int64_t ttl = c.ttl_ns;
+    checks_[id] = std::move(c);
+    if (ttl > 0)
+        arm_ttl(id, ttl);
+    else
+        disarm_ttl(id);
+    local_changed();
+    co_return std::nullopt;
+}
+
+task<outcome> agent::deregister_check(std::string id) {
+    if (!checks_.count(id)) co_return failure{404, "Unknown check ID \"" + id + "\". Ensure that the check ID is passed, not the check name."};
+    catalog::deregister_request d;
+    d.node = cfg_.node_name;
+    d.check_id = id;
+    if (auto f = co_await write(std::move(d))) co_return f;
+    checks_.erase(id);
+    disarm_ttl(id);
+    local_changed();
+    co_return std::nullopt;
+}
+
+task<outcome> agent::update_ttl(std::string id, std::string status, std::string output) {
+    auto it = checks_.find(id);
+    if (it == checks_.end()) co_return failure{404, "Unknown check ID \"" + id + "\". Ensure that the check ID is passed, not the check name."};
+    if (it->second.ttl_ns <= 0) co_return failure{500, "CheckID \"" + id + "\" does not have associated TTL"};
+    if (!catalog::valid_status(status) || status == "maintenance")
+        co_return failure{400, "Invalid check status: '" + status + "'"};
+    int max = it->second.output_max_size > 0 ? it->second.output_max_size : cfg_.check_output_max_size;
+    if (max > 0 && output.size() > size_t(max))
+        output = output.substr(0, size_t(max)) + " ... (captured " + std::to_string(max) + " of " +
+                 std::to_string(output.size()) + " bytes)";
+    arm_ttl(id, it->second.ttl_ns);
+    if (it->second.row.status != status || it->second.row.output != output) {
+        state::check_update u;
+        u.node = cfg_.node_name;
+        u.check_id = id;
+        u.status = status;
+        u.output = output;
+        if (auto f = co_await write(std::move(u))) co_return f;
+        it = checks_.find(id);
+        if (it != checks_.end()) {
+            it->second.row.status = status;
+            it->second.row.output = output;
+        }
+        local_changed();
+    }
+    co_return std::nullopt;
+}
+
+void agent::arm_ttl(const std::string& id, int64_t ttl_ns) {
+    auto& t = ttl_[id];
+    deadline when = clock::now() + std::chrono::nanoseconds(ttl_ns);
+    if (!t) {
+        t = std::make_shared<ttl_timer>();
+        t->expires = when;
+        this_reactor().spawn(run_ttl(id, t));
+        return;
+    }
+    t->expires = when;
+    t->slot.notify();
+}
+
+void agent::disarm_ttl(const std::string& id) {
+    auto it = ttl_.find(id);
+    if (it == ttl_.end()) return;
+    it->second->stop = true;
+    it->second->slot.notify();
+    ttl_.erase(it);
+}
+
+// One coroutine per TTL check: sleeps until the check's expiry, which updates
+// move forward; on expiry the check turns critical with Consul's output.
+task<void> agent::run_ttl(std::string id, std::shared_ptr<ttl_timer> t) {
+    gate::holder g(gate_);
+    if (!g) co_return;
+    while (!t->stop) {
+        int r = co_await t->slot.wait(t->expires);
+        if (t->stop || r == -ECANCELED) break;
+        if (r == 0) continue;  // re-armed or stopped: look again
+        if (clock::now() < t->expires) continue;
+        auto it = checks_.find(id);
+        if (it == checks_.end()) break;
+        std::string out = "TTL expired";
+        if (!it->second.row.output.empty() && it->second.row.status != "critical")
+            out += " (last output before timeout follows): " + it->second.row.output;
+        if (it->second.row.status != "critical" || it->second.row.output != out) {
+            state::check_update u;
+            u.node = cfg_.node_name;
+            u.check_id = id;
+            u.status = "critical";
+            u.output = out;
+            co_await write(std::move(u));
+            it = checks_.find(id);
+            if (it != checks_.end()) {
+                it->second.row.status = "critical";
+                it->second.row.output = out;
+            }
+            local_changed();
+        }
+        t->expires = no_deadline;
+    }
+}
+
+user_event agent::fire_event(user_event e) {
+    e.id = random_uuid();
+    e.ltime = ++ltime_;
+    events_.push_back(e);
+    while (events_.size() > 256) events_.pop_front();
+    auto waiters = std::move(event_waiters_);
+    event_waiters_.clear();
+    for (auto* w : waiters) w->notify();
+    return e;
+}
+
+task<void> agent::wait_event(deadline dl) {
+    gate::holder g(gate_);
+    if (!g) co_return;
+    wait_slot slot;
+    event_waiters_.push_back(&slot);
+    co_await slot.wait(dl);
+    auto it = std::find(event_waiters_.begin(), event_waiters_.end(), &slot);
+    if (it != event_waiters_.end()) event_waiters_.erase(it);
+}
+
+}  // namespace pharos::agent

@@ -1,0 +1,124 @@
+// agent::agent: the agent's local state, as Consul's agent keeps it: the
+// services and checks registered through /v1/agent (with their definitions),
+// TTL timers, node and service maintenance, the user-event buffer, and the
+// agent's own identity (self, members).
+//
+// It lives on the state owner shard; the API reaches it with submit_to. Every
+// local change is written to the catalog through state::service in the same
+// call (the agent and the server are one process here, so "anti-entropy" is
+// immediate): the catalog is what /v1/catalog and /v1/health read.
+//
+// Probing checks (HTTP, TCP, script, gRPC) are accepted and stored with their
+// definitions; running them is the health issue's. TTL checks run here.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/gate.hh"
+#include "engine/io.hh"
+#include "engine/task.hh"
+#include "services/agent/config.hh"
+#include "services/catalog/store.hh"
+#include "services/state/state.hh"
+
+namespace pharos::agent {
+
+// A check as registered with the agent: the catalog row plus what the runner needs.
+struct check_definition {
+    catalog::check row;  // node, service name and tags are filled by the agent
+    int64_t ttl_ns = 0;
+    std::vector<std::string> args;  // script checks
+    std::string shell, docker_container_id, h2ping, alias_node, alias_service;
+    bool h2ping_use_tls = true;
+    int output_max_size = 0;
+    int success_before_passing = 0, failures_before_warning = 0, failures_before_critical = 0;
+    bool status_given = false;  // Status was in the request
+};
+
+struct user_event {
+    std::string id;
+    std::string name;
+    std::string payload;  // empty is null
+    std::string node_filter, service_filter, tag_filter;
+    uint64_t ltime = 0;
+};
+
+// An error with the HTTP status Consul answers.
+struct failure {
+    unsigned status = 500;
+    std::string message;
+};
+using outcome = std::optional<failure>;  // nullopt: done
+
+class agent {
+public:
+    agent(config cfg, engine::sharded<state::service>* st);
+    agent(const agent&) = delete;
+    // Registers the agent's node, its serfHealth check and (on servers) the consul service.
+    engine::task<void> start();
+    // Stops the TTL timers and wakes hash-blocked readers.
+    engine::task<void> stop();
+
+    const config& cfg() const noexcept { return cfg_; }
+    const std::string& node_name() const noexcept { return cfg_.node_name; }
+    std::chrono::system_clock::time_point started() const noexcept { return started_; }
+
+    // --- services ---
+    engine::task<outcome> register_service(catalog::service s, std::vector<check_definition> checks,
+                                           bool replace_existing_checks);
+    engine::task<outcome> deregister_service(std::string id);
+    engine::task<outcome> service_maintenance(std::string id, bool enable, std::string reason);
+    engine::task<outcome> node_maintenance(bool enable, std::string reason);
+    const std::map<std::string, catalog::service>& services() const noexcept { return services_; }
+    const catalog::service* find_service(const std::string& id) const;
+    // Consul's ContentHash of a local service (hex, 16 digits).
+    std::string content_hash(const catalog::service& s) const;
+    // Waits until the local services or checks change, or `dl`. Cancel safe.
+    engine::task<void> wait_local_change(engine::deadline dl);
+
+    // --- checks ---
+    engine::task<outcome> register_check(check_definition c);
+    engine::task<outcome> deregister_check(std::string id);
+    // pass / warn / fail / update of a TTL check.
+    engine::task<outcome> update_ttl(std::string id, std::string status, std::string output);
+    const std::map<std::string, check_definition>& checks() const noexcept { return checks_; }
+
+    // --- events ---
+    user_event fire_event(user_event e);
+    const std::deque<user_event>& events() const noexcept { return events_; }
+    engine::task<void> wait_event(engine::deadline dl);
+
+    // Graceful leave: marks the member as left; the caller then shuts down.
+    void leave() { left_ = true; }
+    bool left() const noexcept { return left_; }
+
+private:
+    struct ttl_timer;
+    catalog::register_request node_registration() const;
+    engine::task<outcome> write(state::command c);
+    engine::task<void> run_ttl(std::string id, std::shared_ptr<ttl_timer> t);
+    void arm_ttl(const std::string& id, int64_t ttl_ns);
+    void disarm_ttl(const std::string& id);
+    void local_changed();
+
+    config cfg_;
+    engine::sharded<state::service>* st_;
+    std::chrono::system_clock::time_point started_;
+    std::map<std::string, catalog::service> services_;
+    std::map<std::string, check_definition> checks_;
+    std::map<std::string, std::shared_ptr<ttl_timer>> ttl_;
+    std::deque<user_event> events_;
+    uint64_t ltime_ = 0;
+    std::vector<engine::wait_slot*> local_waiters_, event_waiters_;
+    engine::gate gate_;
+    bool left_ = false;
+};
+
+}  // namespace pharos::agent

@@ -1,0 +1,143 @@
+#include "state.hh"
+
+#include "engine/gate.hh"
+
+namespace pharos::state {
+using namespace engine;
+
+namespace {
+template <class... F>
+struct overloaded : F... {
+    using F::operator()...;
+};
+template <class... F>
+overloaded(F...) -> overloaded<F...>;
+
+void add_touched(change_set& cs, catalog::touched& t) {
+    cs.services.insert(cs.services.end(), std::make_move_iterator(t.services.begin()),
+                       std::make_move_iterator(t.services.end()));
+    cs.nodes.insert(cs.nodes.end(), std::make_move_iterator(t.nodes.begin()), std::make_move_iterator(t.nodes.end()));
+    cs.nodes_table |= t.nodes_table;
+    cs.services_table |= t.services_table;
+    cs.checks_table |= t.checks_table;
+}
+}  // namespace
+
+result fsm::apply_kv(const kv_op& op, uint64_t index, change_set& cs) {
+    result r;
+    r.index = index;
+    kv::store& kv = s_.kv;
+    uint64_t before = kv.table_index();
+    switch (op.verb) {
+        case kv_verb::set:
+            kv.set(op.key, op.value, op.flags, index);
+            r.ok = true;
+            break;
+        case kv_verb::cas:
+            r.ok = kv.set_cas(op.key, op.value, op.flags, op.cas, index);
+            break;
+        case kv_verb::lock:
+        case kv_verb::unlock:
+            // Sessions arrive with the coordination issue: until then every session is unknown.
+            r.error = "invalid session \"" + op.session + "\"";
+            return r;
+        case kv_verb::remove:
+            r.ok = kv.remove(op.key, index);
+            break;
+        case kv_verb::remove_cas:
+            r.ok = kv.remove_cas(op.key, op.cas, index);
+            break;
+        case kv_verb::remove_tree:
+            kv.remove_tree(op.key, index, &cs.kv_keys);
+            r.ok = true;
+            return r;
+    }
+    if (kv.table_index() != before) cs.kv_keys.push_back(op.key);
+    return r;
+}
+
+result fsm::apply(const command& c, uint64_t index, change_set& cs) {
+    cs.index = index;
+    auto visitor = overloaded{
+        [&](const kv_op& op) { return apply_kv(op, index, cs); },
+        [&](const catalog::register_request& req) {
+            result r;
+            r.index = index;
+            catalog::touched t;
+            if (auto err = s_.catalog.register_(req, index, &t))
+                r.error = std::move(*err);
+            else
+                r.ok = true;
+            add_touched(cs, t);
+            return r;
+        },
+        [&](const catalog::deregister_request& req) {
+            result r;
+            r.index = index;
+            catalog::touched t;
+            if (auto err = s_.catalog.deregister(req, index, &t))
+                r.error = std::move(*err);
+            else
+                r.ok = true;
+            add_touched(cs, t);
+            return r;
+        },
+        [&](const check_update& u) {
+            result r;
+            r.index = index;
+            catalog::touched t;
+            if (auto err = s_.catalog.update_check(u.node, u.check_id, u.status, u.output, index, &t))
+                r.error = std::move(*err);
+            else
+                r.ok = true;
+            add_touched(cs, t);
+            return r;
+        },
+    };
+    result r = std::visit(visitor, c);
+    s_.index = index;
+    return r;
+}
+
+service::service(sharded<service>* group, published<snapshot>* pub) : group_(group), pub_(pub) {
+    if (this_shard() == pub_->owner()) fsm_ = std::make_unique<fsm>();
+}
+
+task<void> service::stop() {
+    stopping_ = true;
+    hub_.notify_all();
+    co_await deliveries_.close();  // the owner stops first (sharded::stop goes in shard order)
+}
+
+namespace {
+task<void> deliver(gate::holder g, sharded<service>* group, unsigned shard, std::shared_ptr<const change_set> cs) {
+    auto fn = [group, cs]() { group->local().hub().notify(*cs); };
+    co_await submit_to(shard, std::move(fn));
+}
+}  // namespace
+
+result service::apply_on_owner(command c) {
+    uint64_t index = next_index_++;
+    auto cs = std::make_shared<change_set>();
+    result r = fsm_->apply(c, index, *cs);
+    pub_->publish(std::make_unique<snapshot>(fsm_->tables()));
+    if (!cs->empty()) {
+        std::shared_ptr<const change_set> shared = std::move(cs);
+        for (unsigned i = 0; i < group_->size(); ++i) {
+            if (i == this_shard())
+                hub_.notify(*shared);
+            else if (gate::holder g(deliveries_); g)
+                this_reactor().spawn(deliver(std::move(g), group_, i, shared));
+        }
+    }
+    return r;
+}
+
+task<result> service::write(command c) {
+    if (this_shard() == owner()) co_return apply_on_owner(std::move(c));
+    sharded<service>* g = group_;
+    auto fn = [g, c = std::move(c)]() mutable { return g->local().apply_on_owner(std::move(c)); };
+    co_return co_await submit_to(owner(), std::move(fn));
+}
+
+}  // namespace pharos::state

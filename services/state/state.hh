@@ -1,0 +1,112 @@
+// The state machine behind the API: KV and catalog tables, the numbered
+// commands that change them, and the sharded service that applies commands on
+// the owner shard and publishes snapshots to all shards.
+//
+// Data flow (shared/spec/consistency.md): a write becomes a `command`; the
+// owner (shard 0) assigns it the next log index and applies it to the `fsm`,
+// deterministically (same commands in the same order give the same tables);
+// then it publishes the new tables as an immutable `snapshot` (O(1): the tables
+// are persistent maps) and sends the change set to every shard's watch_hub.
+// The write's response is sent only after the publish, so a write is visible on
+// every shard before it is acknowledged. Reads never leave their shard: they
+// read the published snapshot without locks.
+//
+// In -dev mode the index is a counter. The WAL (durability issue) and Raft
+// later sit between "assign index" and "apply": a command is plain data so it
+// can be encoded into their logs.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <variant>
+
+#include "engine/gate.hh"
+#include "engine/smp.hh"
+#include "engine/snapshot.hh"
+#include "services/catalog/store.hh"
+#include "services/kv/store.hh"
+#include "services/state/watch.hh"
+
+namespace pharos::state {
+
+// Everything a read sees, at one log index.
+struct snapshot {
+    uint64_t index = 1;  // last applied; never 0 (Consul's rule for X-Consul-Index)
+    kv::store kv;
+    catalog::store catalog;
+};
+
+// --- commands ---
+enum class kv_verb : uint8_t { set, cas, lock, unlock, remove, remove_cas, remove_tree };
+
+struct kv_op {
+    kv_verb verb = kv_verb::set;
+    std::string key;
+    std::string value;
+    uint64_t flags = 0;
+    uint64_t cas = 0;
+    std::string session;
+};
+
+// A check's status and output changed (TTL updates, probe results).
+struct check_update {
+    std::string node;
+    std::string check_id;
+    std::string status;
+    std::string output;
+};
+
+using command = std::variant<kv_op, catalog::register_request, catalog::deregister_request, check_update>;
+
+struct result {
+    bool ok = false;     // KV: the `true`/`false` Consul answers
+    uint64_t index = 0;  // the command's log index
+    std::string error;   // non-empty: refused, with Consul's text (nothing changed)
+};
+
+// The deterministic state machine. Plain data; the owner drives it.
+class fsm {
+public:
+    // Applies `c` at `index` (which must grow); fills `changes` with what it touched.
+    result apply(const command& c, uint64_t index, change_set& changes);
+    const snapshot& tables() const noexcept { return s_; }
+
+private:
+    result apply_kv(const kv_op& op, uint64_t index, change_set& changes);
+    snapshot s_;
+};
+
+class service;
+
+// The sharded state service. On shard 0, create the published snapshot, then
+// sharded<service>::start(&group, &published) where `group` is the
+// sharded<service> itself. The shard that created `published` owns the fsm.
+// Stop the group before destroying `published`.
+class service {
+public:
+    service(engine::sharded<service>* group, engine::published<snapshot>* pub);
+    engine::task<void> stop();
+
+    // Any shard: the current snapshot. Valid until the caller next suspends.
+    const snapshot& read() const noexcept { return *pub_->read(); }
+    // Any shard: applies `c` on the owner and returns once every shard can see it.
+    // Cancel safety: once sent, the command is applied even if the caller goes away.
+    engine::task<result> write(command c);
+    // This shard's hub, for blocking queries.
+    watch_hub& hub() noexcept { return hub_; }
+    bool stopping() const noexcept { return stopping_; }
+
+    unsigned owner() const noexcept { return pub_->owner(); }
+
+private:
+    result apply_on_owner(command c);
+    engine::sharded<service>* group_;
+    engine::published<snapshot>* pub_;
+    std::unique_ptr<fsm> fsm_;  // owner only
+    uint64_t next_index_ = 2;   // owner only; Consul's first user write gets 2
+    watch_hub hub_;
+    engine::gate deliveries_;  // owner: change sets on their way to other shards
+    bool stopping_ = false;
+};
+
+}  // namespace pharos::state
