@@ -262,12 +262,15 @@ task<void> server::serve_requests(tcp_stream& conn, const std::string& peer_ip) 
             break;
         }
         ++stats_.requests;
+        const unsigned version = msg.version();
+        msg = {};  // `req` has it all now: free Beast's copy while the handler runs (it may block for minutes)
+        in.shrink_to_fit();
         auto call = call_handler(&handler_, &req);
         response resp = co_await std::move(call).with_cancel(&hard_);
         bool keep = req.keep_alive && !resp.close;
         // HTTP/1.0 closes by default: a client that asked to keep the connection
         // keeps it only if the response says so (as Go's net/http does).
-        if (keep && msg.version() == 10) resp.headers.emplace_back("Connection", "keep-alive");
+        if (keep && version == 10) resp.headers.emplace_back("Connection", "keep-alive");
         serialize(resp, keep, out);
         if (!keep) break;
         // Pipelining: if the next request is already here, answer it before writing.

@@ -306,7 +306,10 @@ task<response> read_with(const context* ctx, request& r, state::topic t, std::st
     render_fn render = [o, name, fn](const state::snapshot& s) { return fn(o, name, s); };
     // Table topics have one watch list; per-name topics one per name.
     std::string topic_name = t == state::topic::service || t == state::topic::node ? name : std::string();
-    rendered res = co_await blocking_read(ctx, o, t, std::move(topic_name), std::move(render));
+    std::string cache_key = r.path;  // the whole query but its index and wait
+    for (auto& [k, v] : r.query)
+        if (k != "index" && k != "wait") cache_key += "\n" + k + "=" + v;
+    rendered res = co_await blocking_read(ctx, o, t, std::move(topic_name), std::move(render), std::move(cache_key));
     co_return to_response(std::move(res));
 }
 

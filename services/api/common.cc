@@ -75,15 +75,37 @@ std::optional<response> parse_read_options(const context* ctx, const request& r,
     return std::nullopt;
 }
 
+namespace {
+// The last blocking render on this shard. When one write wakes many watchers of
+// the same query, they all re-render the same snapshot: the first renders, the
+// others copy its result.
+struct render_cache {
+    std::string key;
+    uint64_t snapshot_index = 0;
+    rendered result;
+};
+thread_local render_cache last_render;
+
+rendered render_cached(const std::string& key, const state::snapshot& s, const render_fn& render) {
+    if (key.empty()) return render(s);
+    if (last_render.snapshot_index == s.index && last_render.key == key) return last_render.result;
+    rendered r = render(s);
+    last_render.key = key;
+    last_render.snapshot_index = s.index;
+    last_render.result = r;
+    return r;
+}
+}  // namespace
+
 task<rendered> blocking_read(const context* ctx, const read_options& o, state::topic t, std::string name,
-                             render_fn render) {
+                             render_fn render, std::string cache_key) {
     state::service& st = ctx->state->local();
     rendered out = render(st.read());
     if (o.min_index == 0 || out.index > o.min_index) co_return out;
     state::watcher w(st.hub(), t, name);
     while (!st.stopping()) {
         int r = co_await w.wait(o.dl);
-        out = render(st.read());
+        out = render_cached(cache_key, st.read(), render);
         if (r < 0 || out.index > o.min_index) break;
     }
     co_return out;

@@ -73,9 +73,11 @@ using render_fn = std::function<rendered(const state::snapshot&)>;
 
 // Renders from this shard's snapshot; if o.min_index > 0, waits on `t`/`name`
 // until the result's index passes it or the deadline, as Consul's blocking
-// queries do. Cancel safety: nothing to undo; the watcher unlinks itself.
+// queries do. `cache_key`, if not empty, names the query completely (path and
+// every parameter that shapes the answer): watchers woken together with the same
+// key share one render. Cancel safety: nothing to undo; the watcher unlinks itself.
 engine::task<rendered> blocking_read(const context* ctx, const read_options& o, state::topic t, std::string name,
-                                     render_fn render);
+                                     render_fn render, std::string cache_key = {});
 response to_response(rendered r);
 
 // Filter resolvers for each row type ({"Service","Tags"}-style paths).

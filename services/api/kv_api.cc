@@ -92,8 +92,11 @@ task<response> kv_get(const context* ctx, request& r, std::string key) {
     if (o.min_index == 0) co_return kv_response(render_kv(q, ctx->state->local().read()), raw);
     state::topic t = q.mode == read_mode::single ? state::topic::kv_key : state::topic::kv_prefix;
     std::string name = q.key;
+    std::string cache_key = std::to_string(int(q.mode)) + (q.raw ? "r" : "j") + q.separator;
+    cache_key.push_back('\0');
+    cache_key += q.key;
     render_fn fn = [q = std::move(q)](const state::snapshot& s) { return render_kv(q, s); };
-    rendered res = co_await blocking_read(ctx, o, t, std::move(name), std::move(fn));
+    rendered res = co_await blocking_read(ctx, o, t, std::move(name), std::move(fn), std::move(cache_key));
     co_return kv_response(std::move(res), raw);
 }
 
