@@ -302,13 +302,16 @@ task<response> read_with(const context* ctx, request& r, state::topic t, std::st
                          rendered (*fn)(const read_options&, const std::string&, const state::snapshot&)) {
     read_options o;
     if (auto bad = parse_read_options(ctx, r, o)) co_return std::move(*bad);
-    if (o.min_index == 0) co_return to_response(fn(o, name, ctx->state->local().read()));
-    render_fn render = [o, name, fn](const state::snapshot& s) { return fn(o, name, s); };
-    // Table topics have one watch list; per-name topics one per name.
-    std::string topic_name = t == state::topic::service || t == state::topic::node ? name : std::string();
     std::string cache_key = r.path;  // the whole query but its index and wait
     for (auto& [k, v] : r.query)
         if (k != "index" && k != "wait") cache_key += "\n" + k + "=" + v;
+    if (o.min_index == 0) {
+        auto once = [&](const state::snapshot& s) { return fn(o, name, s); };
+        co_return to_response(render_once(cache_key, ctx->state->local().read(), once));
+    }
+    render_fn render = [o, name, fn](const state::snapshot& s) { return fn(o, name, s); };
+    // Table topics have one watch list; per-name topics one per name.
+    std::string topic_name = t == state::topic::service || t == state::topic::node ? name : std::string();
     rendered res = co_await blocking_read(ctx, o, t, std::move(topic_name), std::move(render), std::move(cache_key));
     co_return to_response(std::move(res));
 }

@@ -76,23 +76,41 @@ std::optional<response> parse_read_options(const context* ctx, const request& r,
 }
 
 namespace {
-// The last blocking render on this shard. When one write wakes many watchers of
-// the same query, they all re-render the same snapshot: the first renders, the
-// others copy its result.
+// Recent renders on this shard, keyed by the whole query and the snapshot's
+// index: a repeated read of an unchanged state, or many watchers woken by one
+// write, render once. Exact: any write makes a new snapshot index.
 struct render_cache {
-    std::string key;
-    uint64_t snapshot_index = 0;
-    rendered result;
+    static constexpr size_t slots = 8;
+    struct entry {
+        std::string key;
+        uint64_t snapshot_index = 0;
+        rendered result;
+    };
+    entry e[slots];
+    size_t next = 0;
 };
-thread_local render_cache last_render;
+thread_local render_cache cache;
+}  // namespace
 
+const rendered* cached_render(const std::string& key, uint64_t snapshot_index) {
+    for (auto& e : cache.e)
+        if (e.snapshot_index == snapshot_index && e.key == key) return &e.result;
+    return nullptr;
+}
+
+void remember_render(const std::string& key, uint64_t snapshot_index, const rendered& r) {
+    auto& e = cache.e[cache.next++ % render_cache::slots];
+    e.key = key;
+    e.snapshot_index = snapshot_index;
+    e.result = r;
+}
+
+namespace {
 rendered render_cached(const std::string& key, const state::snapshot& s, const render_fn& render) {
     if (key.empty()) return render(s);
-    if (last_render.snapshot_index == s.index && last_render.key == key) return last_render.result;
+    if (const rendered* hit = cached_render(key, s.index)) return *hit;
     rendered r = render(s);
-    last_render.key = key;
-    last_render.snapshot_index = s.index;
-    last_render.result = r;
+    remember_render(key, s.index, r);
     return r;
 }
 }  // namespace

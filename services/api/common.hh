@@ -80,6 +80,18 @@ engine::task<rendered> blocking_read(const context* ctx, const read_options& o, 
                                      render_fn render, std::string cache_key = {});
 response to_response(rendered r);
 
+// This shard's cache of recent renders (see blocking_read's cache_key).
+const rendered* cached_render(const std::string& key, uint64_t snapshot_index);
+void remember_render(const std::string& key, uint64_t snapshot_index, const rendered& r);
+// Renders `fn(snapshot)` once per (key, snapshot index) on this shard.
+template <class F>
+rendered render_once(const std::string& key, const state::snapshot& s, F&& fn) {
+    if (const rendered* hit = cached_render(key, s.index)) return *hit;
+    rendered r = fn(s);
+    remember_render(key, s.index, r);
+    return r;
+}
+
 // Filter resolvers for each row type ({"Service","Tags"}-style paths).
 using fpath = filter::path;
 fvalue resolve_node(const catalog::node& n, fpath p);
