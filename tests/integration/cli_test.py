@@ -1,0 +1,295 @@
+#!/usr/bin/python3
+"""pharos's client commands (members, catalog, services, leave, version) against
+`pharos agent -dev`, checked against the output Consul's CLI prints; and the
+agent started from a Consul-style config file. Usage: cli_test.py path/to/pharos"""
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+PHAROS = sys.argv.pop(1) if len(sys.argv) > 1 else "build/pharos"
+NODE_ID = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for_http(port, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen("http://127.0.0.1:%d/v1/status/leader" % port, timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("agent did not answer on port %d" % port)
+
+
+def start_agent(args):
+    return subprocess.Popen([PHAROS, "agent"] + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_agent(proc):
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+
+
+class Cli(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.port = free_port()
+        cls.proc = start_agent(["-dev", "-client", "127.0.0.1", "-http-port", str(cls.port), "-shards", "2",
+                                "-node", "cli-node", "-node-id", NODE_ID])
+        wait_for_http(cls.port)
+        cls.tmp = tempfile.TemporaryDirectory()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+        stop_agent(cls.proc)
+
+    def run_cli(self, *args, env=None):
+        e = dict(os.environ)
+        e.pop("CONSUL_HTTP_ADDR", None)
+        if env:
+            e.update(env)
+        words = 2 if args[0] in ("catalog", "services") else 1  # flags go after the (sub)command
+        argv = [PHAROS] + list(args[:words])
+        if env is None or "CONSUL_HTTP_ADDR" not in env:
+            argv += ["-http-addr", "127.0.0.1:%d" % self.port]
+        argv += list(args[words:])
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=e)
+        return p.returncode, p.stdout, p.stderr
+
+    def get(self, path):
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path), timeout=10) as r:
+            return json.loads(r.read())
+
+    def write(self, name, obj):
+        path = os.path.join(self.tmp.name, name)
+        with open(path, "w") as f:
+            json.dump(obj, f)
+        return path
+
+    # --- version (no agent needed) ---
+
+    def test_version(self):
+        p = subprocess.run([PHAROS, "version"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 0)
+        lines = p.stdout.splitlines()
+        self.assertRegex(lines[0], r"^Pharos v\d+\.\d+\.\d+")
+        self.assertIn("Consul-compatible API", p.stdout)
+
+    # --- members (waits for GET /v1/agent/members) ---
+
+    def test_members_table_like_consul(self):
+        code, out, err = self.run_cli("members")
+        self.assertEqual(code, 0, err)
+        lines = out.splitlines()
+        self.assertEqual(lines[0].split(), ["Node", "Address", "Status", "Type", "Build", "Protocol", "DC",
+                                            "Partition", "Segment"])
+        self.assertEqual(len(lines), 2, out)
+        cols = lines[1].split()
+        self.assertEqual(cols[0], "cli-node")
+        self.assertRegex(cols[1], r"^127\.0\.0\.1:\d+$")
+        self.assertEqual(cols[2:4], ["alive", "server"])
+        self.assertRegex(cols[4], r"^\d+\.\d+\.\d+")  # Tags.build cut at ':'
+        self.assertNotIn(":", cols[4])
+        self.assertEqual(cols[5], "2")  # Tags.vsn
+        self.assertEqual(cols[6:], ["dc1", "default", "<all>"])
+        # columnize: every column starts where its header starts
+        self.assertEqual(lines[0].index("Address"), lines[1].index("127.0.0.1"))
+
+    def test_members_detailed_prints_sorted_tags(self):
+        code, out, err = self.run_cli("members", "-detailed")
+        self.assertEqual(code, 0, err)
+        lines = out.splitlines()
+        self.assertEqual(lines[0].split(), ["Node", "Address", "Status", "Tags"])
+        tags = lines[1].split()[3].split(",")
+        self.assertIn("role=consul", tags)
+        self.assertIn("dc=dc1", tags)
+        self.assertEqual(tags, sorted(tags))
+
+    def test_members_status_filter_with_no_match_exits_2(self):
+        code, out, err = self.run_cli("members", "-status", "^failed$")
+        self.assertEqual(code, 2)
+        self.assertEqual(out, "")
+
+    # --- catalog (waits for GET /v1/catalog/nodes and /v1/catalog/services) ---
+
+    def test_catalog_nodes_shortens_the_id(self):
+        code, out, err = self.run_cli("catalog", "nodes")
+        self.assertEqual(code, 0, err)
+        lines = out.splitlines()
+        self.assertEqual(lines[0].split(), ["Node", "ID", "Address", "DC"])
+        self.assertEqual(lines[1].split(), ["cli-node", NODE_ID.split("-")[0], "127.0.0.1", "dc1"])
+
+    def test_catalog_nodes_detailed_has_the_full_id(self):
+        code, out, err = self.run_cli("catalog", "nodes", "-detailed")
+        self.assertEqual(code, 0, err)
+        lines = out.splitlines()
+        self.assertEqual(lines[0].split(), ["Node", "ID", "Address", "DC", "TaggedAddresses", "Meta"])
+        self.assertIn(NODE_ID, lines[1])
+
+    def test_catalog_services_lists_consul_sorted(self):
+        code, out, err = self.run_cli("catalog", "services")
+        self.assertEqual(code, 0, err)
+        names = out.splitlines()
+        self.assertIn("consul", names)
+        self.assertEqual(names, sorted(names))
+
+    # --- services register / deregister (wait for PUT /v1/agent/service/register|deregister) ---
+
+    def test_register_from_flags_then_deregister(self):
+        code, out, err = self.run_cli("services", "register", "-name", "web", "-port", "8080", "-address",
+                                      "127.0.0.7", "-tag", "b", "-tag", "a", "-meta", "team=x")
+        self.assertEqual((code, out, err), (0, "Registered service: web\n", ""))
+        svc = self.get("/v1/agent/service/web")
+        self.assertEqual(svc["Service"], "web")
+        self.assertEqual(svc["Port"], 8080)
+        self.assertEqual(svc["Address"], "127.0.0.7")
+        self.assertEqual(svc["Tags"], ["b", "a"])
+        self.assertEqual(svc["Meta"], {"team": "x"})
+
+        code, out, err = self.run_cli("catalog", "services", "-tags")
+        self.assertEqual(code, 0, err)
+        web = [l for l in out.splitlines() if l.startswith("web ")]
+        self.assertEqual(len(web), 1, out)
+        self.assertEqual(web[0].split(), ["web", "a,b"])  # tags sorted, comma-joined
+
+        code, out, err = self.run_cli("services", "deregister", "-id", "web")
+        self.assertEqual((code, out, err), (0, "Deregistered service: web\n", ""))
+        self.assertNotIn("web", self.get("/v1/agent/services"))
+
+    def test_register_and_deregister_from_a_file(self):
+        path = self.write("api.json", {"service": {"name": "api", "id": "api-1", "port": 81, "tags": ["x"],
+                                                   "meta": {"Mixed_Case": "v"},
+                                                   "check": {"ttl": "30s", "deregister_critical_service_after": "90m"}}})
+        code, out, err = self.run_cli("services", "register", path)
+        self.assertEqual((code, out, err), (0, "Registered service: api\n", ""))
+        services = self.get("/v1/agent/services")
+        self.assertIn("api-1", services)
+        self.assertEqual(services["api-1"]["Port"], 81)
+        self.assertEqual(services["api-1"]["Meta"], {"Mixed_Case": "v"})  # meta keys are not rewritten
+        checks = self.get("/v1/agent/checks")
+        self.assertTrue(any(c["ServiceID"] == "api-1" for c in checks.values()), checks)
+
+        code, out, err = self.run_cli("services", "deregister", path)
+        self.assertEqual((code, out, err), (0, "Deregistered service: api-1\n", ""))
+        self.assertNotIn("api-1", self.get("/v1/agent/services"))
+
+    def test_register_file_with_capitalised_service_key(self):
+        path = self.write("cap.json", {"Service": {"Name": "cap", "Port": 82}})
+        code, out, err = self.run_cli("services", "register", path)
+        self.assertEqual((code, out, err), (0, "Registered service: cap\n", ""))
+        code, out, err = self.run_cli("services", "deregister", "-id", "cap")
+        self.assertEqual(code, 0, err)
+
+    def test_register_needs_a_name_or_a_file(self):
+        code, out, err = self.run_cli("services", "register")
+        self.assertEqual(code, 1)
+        self.assertIn("Service registration requires at least one argument or flags.", err)
+
+    def test_deregister_unknown_service_is_an_unexpected_response_code(self):
+        code, out, err = self.run_cli("services", "deregister", "-id", "never-registered")
+        self.assertEqual(code, 1)
+        self.assertEqual(out, "")
+        self.assertRegex(err, r'^Error deregistering service "never-registered": Unexpected response code: 404 \(')
+
+    # --- client plumbing (no endpoint needed beyond one that answers) ---
+
+    def test_consul_http_addr_is_honoured(self):
+        code, out, err = self.run_cli("catalog", "services", env={"CONSUL_HTTP_ADDR": "127.0.0.1:%d" % self.port})
+        self.assertEqual(code, 0, err)
+        code, out, err = self.run_cli("catalog", "services",
+                                      env={"CONSUL_HTTP_ADDR": "http://127.0.0.1:%d" % self.port})
+        self.assertEqual(code, 0, err)
+
+    def test_unreachable_agent_is_an_error(self):
+        closed = free_port()
+        p = subprocess.run([PHAROS, "members", "-http-addr", "127.0.0.1:%d" % closed], capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(p.returncode, 1)
+        self.assertTrue(p.stderr.startswith("Error retrieving members: "), p.stderr)
+
+    def test_unknown_flag_is_a_usage_error(self):
+        code, out, err = self.run_cli("members", "-bogus")
+        self.assertEqual(code, 1)
+        self.assertIn("flag provided but not defined: -bogus", err)
+
+    def test_extra_arguments_are_refused(self):
+        code, out, err = self.run_cli("catalog", "nodes", "-detailed", "extra")
+        self.assertEqual(code, 1)
+        self.assertIn("Too many arguments (expected 0, got 1)", err)
+
+
+class LeaveAndConfigFile(unittest.TestCase):
+    """An agent started the way Consul's sdk/testutil starts one, then told to leave."""
+
+    def test_config_file_agent_answers_then_leaves(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            port = free_port()
+            cfg = {
+                "node_name": "node-" + NODE_ID, "node_id": NODE_ID, "performance": {"raft_multiplier": 1},
+                "bootstrap": True, "server": True, "data_dir": os.path.join(tmp, "data"), "segments": None,
+                "disable_update_check": True, "log_level": "debug", "bind_addr": "127.0.0.1", "addresses": {},
+                "ports": {"dns": free_port(), "http": port, "https": free_port(), "serf_lan": free_port(),
+                          "serf_wan": free_port(), "server": free_port(), "grpc": free_port(),
+                          "grpc_tls": free_port()},
+                "acl": {"tokens": {}},
+                "connect": {"enabled": True, "ca_config": {"cluster_id": "11111111-2222-3333-4444-555555555555"}},
+                "skip_leave_on_interrupt": True, "peering": {"enabled": True},
+            }
+            path = os.path.join(tmp, "config.json")
+            with open(path, "w") as f:
+                json.dump(cfg, f)
+            proc = start_agent(["-config-file", path, "-shards", "1"])
+            try:
+                wait_for_http(port)
+                p = subprocess.run([PHAROS, "members", "-http-addr", "127.0.0.1:%d" % port], capture_output=True,
+                                   text=True, timeout=30)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                self.assertIn("node-" + NODE_ID, p.stdout)
+
+                p = subprocess.run([PHAROS, "leave", "-http-addr", "127.0.0.1:%d" % port], capture_output=True,
+                                   text=True, timeout=30)
+                self.assertEqual((p.returncode, p.stdout), (0, "Graceful leave complete\n"), p.stderr)
+                self.assertEqual(proc.wait(timeout=10), 0)  # the agent shuts down after a leave
+            finally:
+                stop_agent(proc)
+
+    def test_bad_config_exits_1(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "bad.json")
+            with open(path, "w") as f:
+                f.write('{"ports": {"http": "x"}}')
+            p = subprocess.run([PHAROS, "agent", "-dev", "-config-file", path], capture_output=True, text=True,
+                               timeout=10)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("ports.http", p.stderr)
+            p = subprocess.run([PHAROS, "agent", "-dev", "-no-such-flag"], capture_output=True, text=True,
+                               timeout=10)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("flag provided but not defined: -no-such-flag", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

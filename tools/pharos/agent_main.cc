@@ -1,0 +1,211 @@
+// pharos agent: the in-memory server. Starts the state (owner on shard 0), the
+// agent's local state, and the HTTP API on every shard; stops them in reverse
+// order on SIGINT/SIGTERM or PUT /v1/agent/leave.
+#include "agent_main.hh"
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "engine/log.hh"
+#include "engine/signals.hh"
+#include "engine/smp.hh"
+#include "protocols/http/server.hh"
+#include "engine/snapshot.hh"
+#include "services/agent/agent.hh"
+#include "services/api/http_api.hh"
+#include "services/state/state.hh"
+
+namespace pharos::tools {
+namespace {
+
+using namespace pharos::engine;
+
+struct agent_args {
+    agent::config cfg;
+    http::server_config hc;
+    std::string server_addr;
+    std::string what;
+};
+
+task<std::vector<api::metrics_sample>> http_metrics(sharded<http::server>* srv) {
+    auto map = [](http::server& s) { return s.stats(); };
+    auto reduce = [](http::server_stats a, http::server_stats b) {
+        a.requests += b.requests;
+        a.bad_requests += b.bad_requests;
+        a.connections += b.connections;
+        a.open_connections += b.open_connections;
+        return a;
+    };
+    http::server_stats total = co_await srv->map_reduce(map, http::server_stats{}, reduce);
+    std::vector<api::metrics_sample> out(4);
+    out[0] = api::metrics_sample{"consul.http.requests", double(total.requests), true, "HTTP requests served"};
+    out[1] = api::metrics_sample{"consul.http.bad_requests", double(total.bad_requests), true,
+                                 "Malformed HTTP requests refused"};
+    out[2] = api::metrics_sample{"consul.http.connections", double(total.connections), true,
+                                 "HTTP connections accepted"};
+    out[3] = api::metrics_sample{"consul.http.open_connections", double(total.open_connections), false,
+                                 "HTTP connections open now"};
+    co_return out;
+}
+
+// Services and checks from config files ("service", "services", "check",
+// "checks"), registered as if through /v1/agent. A bad one is logged and skipped.
+task<void> register_config_definitions(agent::agent& ag) {
+    const agent::config& cfg = ag.cfg();
+    for (const std::string& text : cfg.service_definitions_json) {
+        json::document doc;
+        json::object o;
+        std::optional<std::string> err = doc.parse(text);
+        if (!err) err = doc.root_object(o);
+        catalog::service s;
+        std::vector<agent::check_definition> checks;
+        if (!err) err = api::decode_service(o, s, checks);
+        if (!err && s.name.empty()) err = "Missing service name";
+        if (err) {
+            log(log_level::error, "agent: service definition from config refused: %s", err->c_str());
+            continue;
+        }
+        std::string name = s.name;
+        auto out = co_await ag.register_service(std::move(s), std::move(checks), false);
+        if (out) log(log_level::error, "agent: registering service %s from config: %s", name.c_str(), out->message.c_str());
+    }
+    for (const std::string& text : cfg.check_definitions_json) {
+        json::document doc;
+        json::object o;
+        std::optional<std::string> err = doc.parse(text);
+        if (!err) err = doc.root_object(o);
+        agent::check_definition c;
+        if (!err) err = api::decode_check(o, c);
+        if (err) {
+            log(log_level::error, "agent: check definition from config refused: %s", err->c_str());
+            continue;
+        }
+        auto out = co_await ag.register_check(std::move(c));
+        if (out) log(log_level::error, "agent: registering a check from config: %s", out->message.c_str());
+    }
+}
+
+task<int> agent_main(agent_args a) {
+    published<state::snapshot> pub(std::make_unique<state::snapshot>());
+    sharded<state::service> st;
+    co_await st.start(&st, &pub);
+    agent::agent ag(a.cfg, &st);
+    co_await ag.start();
+    co_await register_config_definitions(ag);
+
+    sharded<http::server> srv;
+    api::context ctx;
+    ctx.state = &st;
+    ctx.agent = &ag;
+    ctx.agent_shard = this_shard();
+    ctx.datacenter = a.cfg.datacenter;
+    ctx.server_addr = a.server_addr;
+    ctx.kv_max_value_size = size_t(a.cfg.limits.kv_max_value_size);
+    ctx.txn_max_req_len = size_t(a.cfg.limits.txn_max_req_len);
+    ctx.default_query_time = a.cfg.default_query_time;
+    ctx.max_query_time = a.cfg.max_query_time;
+    sharded<http::server>* sp = &srv;
+    ctx.extra_metrics = [sp] { return http_metrics(sp); };
+    ctx.shutdown = [] { ::kill(::getpid(), SIGTERM); };  // the signal wait below stops the agent gracefully
+    const api::context* cp = &ctx;
+    http::handler h = [cp](http::request& r) { return api::handle(cp, r); };
+
+    bool started = true;
+    try {
+        co_await srv.start(a.hc, h);
+    } catch (const std::exception& e) {
+        log(log_level::error, "%s", e.what());
+        started = false;
+    }
+    int rc = 1;
+    if (started) {
+        log(log_level::info, "%s on %u shard(s), backend %s", a.what.c_str(), this_reactor().group().size(),
+            this_reactor().backend_name());
+        std::vector<int> stop_signals(1, SIGINT);
+        stop_signals.push_back(SIGTERM);  // (no braced lists in coroutines: GCC 12 bug)
+        auto sig = co_await wait_for_signal(stop_signals);
+        log(log_level::info, "signal %d: stopping", sig ? *sig : 0);
+        rc = 0;
+    }
+    co_await st.invoke_on_all([](state::service& s) { s.hub().notify_all(); });  // blocked queries answer now
+    co_await srv.stop();
+    co_await ag.stop();
+    co_await st.stop();
+    co_return rc;
+}
+
+// Every connection and blocked query holds a descriptor: lift the soft limit to
+// the hard one, as Go's runtime does for Consul.
+void raise_fd_limit() {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+log_level engine_level(const std::string& l) {
+    if (l == "trace" || l == "debug") return log_level::debug;
+    if (l == "warn") return log_level::warn;
+    if (l == "err") return log_level::error;
+    return log_level::info;
+}
+
+}  // namespace
+
+int run_agent(const agent::config& cfg, const std::vector<std::string>& warnings) {
+    set_log_level(engine_level(cfg.log_level));
+    for (auto& w : warnings) log(log_level::warn, "%s", w.c_str());
+    if (!cfg.dev && !cfg.server) {
+        log(log_level::error, "client mode is not supported yet: run with -dev or -server");
+        return 1;
+    }
+    if (!cfg.dev) log(log_level::warn, "durability is not implemented yet: state is kept in memory only");
+    if (!cfg.start_join.empty() || !cfg.retry_join.empty())
+        log(log_level::warn, "gossip membership is not implemented yet: -join and -retry-join are ignored");
+    if (cfg.ports.http <= 0) {
+        log(log_level::error, "the HTTP API cannot be disabled yet (ports.http = %d)", cfg.ports.http);
+        return 1;
+    }
+    agent_args a;
+    a.hc.addr = agent::http_addr(cfg);
+    a.hc.port = uint16_t(cfg.ports.http);
+    a.hc.max_conns_per_client = size_t(std::max(0, cfg.limits.http_max_conns_per_client));
+    a.hc.max_body_bytes = std::max<size_t>(a.hc.max_body_bytes, size_t(cfg.limits.kv_max_value_size) + 1);
+    raise_fd_limit();
+    a.server_addr =
+        (cfg.advertise_addr.empty() ? cfg.bind_addr : cfg.advertise_addr) + ":" + std::to_string(cfg.ports.server);
+    a.cfg = cfg;
+    a.what = std::string("pharos agent") + (cfg.dev ? " -dev" : "") + ": node " + cfg.node_name + " (" + cfg.node_id +
+             "), datacenter " + cfg.datacenter + ", HTTP API on http://" + a.hc.addr + ":" + std::to_string(a.hc.port) +
+             "/";
+    if (a.hc.addr.rfind("unix://", 0) == 0) {
+        log(log_level::error, "unix socket addresses are not supported yet: %s", a.hc.addr.c_str());
+        return 1;
+    }
+
+    smp_config sc;
+    sc.shards = cfg.shards;
+    sc.reactor.backend = cfg.backend;
+    sc.take_signals = true;
+    if (!cfg.pid_file.empty()) {
+        try {
+            agent::write_pid_file(cfg.pid_file);
+        } catch (const std::exception& e) {
+            log(log_level::error, "%s", e.what());
+            return 1;
+        }
+    }
+    int rc;
+    {
+        smp group(sc);
+        rc = group.run([a] { return agent_main(a); });
+    }
+    agent::remove_pid_file(cfg.pid_file);
+    return rc;
+}
+
+}  // namespace pharos::tools
