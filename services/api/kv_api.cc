@@ -44,11 +44,17 @@ rendered render_kv(const kv_query& q, const state::snapshot& s) {
         }
         case read_mode::keys: {
             r.index = kv.prefix_index(q.key);
+            auto keys = kv.keys(q.key, q.separator);
+            // Consul (KVSGetKeys): 404 for a prefix with no keys, but [] for the root.
+            if (keys.empty() && !q.key.empty()) {
+                r.status = 404;
+                break;
+            }
             json::writer w;
             w.begin_array();
-            for (auto& k : kv.keys(q.key, q.separator)) w.string(k);
+            for (auto& k : keys) w.string(k);
             w.end_array();
-            r.body = w.take();  // ?keys never answers 404
+            r.body = w.take();
             break;
         }
     }
