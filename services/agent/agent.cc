@@ -190,7 +190,7 @@ task<outcome> agent::register_service(catalog::service s, std::vector<check_defi
 }
 
 task<outcome> agent::deregister_service(std::string id) {
-    if (!services_.count(id)) co_return failure{404, "Unknown service ID \"" + id + "\". Ensure that the service ID is passed, not the service name."};
+    if (!services_.count(id)) co_return std::nullopt;  // Consul: a no-op (logged), 200
     catalog::deregister_request d;
     d.node = cfg_.node_name;
     d.service_id = id;

@@ -123,7 +123,12 @@ void store::put_node(node n, uint64_t index, touched* t) {
     raise(nodes_index_, index);
     if (t) t->nodes_table = true;
     touch_node(name, index, t);
+    // The node's columns are part of its services' answers, and of node-meta
+    // filtered service lists (which block on the services table).
     touch_node_services(name, index, t);
+    bool has_services = false;
+    for_each_node_service(name, [&](const service&) { has_services = true; });
+    if (has_services && t) t->services_table = true;
 }
 
 void store::put_service(service s, uint64_t index, touched* t) {
@@ -157,17 +162,21 @@ void store::put_service(service s, uint64_t index, touched* t) {
 void store::put_check(check c, uint64_t index, touched* t) {
     const check* cur = get_check(c.node, c.check_id);
     if (cur && same_check(*cur, c)) return;
+    // A check that leaves a service (or the node level) changes that answer too.
+    bool moved = cur && (cur->service_id != c.service_id || cur->service_name != c.service_name);
+    std::string old_service_id = moved ? cur->service_id : std::string();
+    std::string old_service_name = moved ? cur->service_name : std::string();
     c.create_index = cur ? cur->create_index : index;
     c.modify_index = index;
     auto row = std::make_shared<const check>(std::move(c));
-    checks_.set(row_key(row->node, row->check_id), row);
+    checks_.set(row_key(row->node, row->check_id), row);  // `cur` may be gone now
     raise(checks_index_, index);
     if (t) t->checks_table = true;
     touch_node(row->node, index, t);
-    if (row->service_id.empty())
-        touch_node_services(row->node, index, t);
-    else
-        touch_service(row->service_name, index, t);
+    if (row->service_id.empty() || (moved && old_service_id.empty())) touch_node_services(row->node, index, t);
+    if (!row->service_id.empty()) touch_service(row->service_name, index, t);
+    if (moved && !old_service_id.empty() && old_service_name != row->service_name)
+        touch_service(old_service_name, index, t);
 }
 
 void store::delete_check(const check& c, uint64_t index, touched* t) {
