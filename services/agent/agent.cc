@@ -132,14 +132,15 @@ void agent::local_changed() {
     for (auto* w : waiters) w->notify();
 }
 
-task<void> agent::wait_local_change(deadline dl) {
+task<bool> agent::wait_local_change(deadline dl) {
     gate::holder g(gate_);
-    if (!g) co_return;
+    if (!g) co_return false;
     wait_slot slot;
     local_waiters_.push_back(&slot);
     co_await slot.wait(dl);
     auto it = std::find(local_waiters_.begin(), local_waiters_.end(), &slot);
     if (it != local_waiters_.end()) local_waiters_.erase(it);
+    co_return !gate_.closing();
 }
 
 task<outcome> agent::register_service(catalog::service s, std::vector<check_definition> checks,
@@ -380,14 +381,15 @@ user_event agent::fire_event(user_event e) {
     return e;
 }
 
-task<void> agent::wait_event(deadline dl) {
+task<bool> agent::wait_event(deadline dl) {
     gate::holder g(gate_);
-    if (!g) co_return;
+    if (!g) co_return false;
     wait_slot slot;
     event_waiters_.push_back(&slot);
     co_await slot.wait(dl);
     auto it = std::find(event_waiters_.begin(), event_waiters_.end(), &slot);
     if (it != event_waiters_.end()) event_waiters_.erase(it);
+    co_return !gate_.closing();
 }
 
 }  // namespace pharos::agent

@@ -80,8 +80,9 @@ public:
     const catalog::service* find_service(const std::string& id) const;
     // Consul's ContentHash of a local service (hex, 16 digits).
     std::string content_hash(const catalog::service& s) const;
-    // Waits until the local services or checks change, or `dl`. Cancel safe.
-    engine::task<void> wait_local_change(engine::deadline dl);
+    // Waits until the local services or checks change, or `dl`. False once the
+    // agent is stopping (callers stop waiting). Cancel safe.
+    engine::task<bool> wait_local_change(engine::deadline dl);
 
     // --- checks ---
     engine::task<outcome> register_check(check_definition c);
@@ -93,7 +94,7 @@ public:
     // --- events ---
     user_event fire_event(user_event e);
     const std::deque<user_event>& events() const noexcept { return events_; }
-    engine::task<void> wait_event(engine::deadline dl);
+    engine::task<bool> wait_event(engine::deadline dl);  // as wait_local_change
 
     // Graceful leave: marks the member as left; the caller then shuts down.
     void leave() { left_ = true; }

@@ -351,7 +351,8 @@ task<response> agent_service(const context* ctx, request& r, std::string id) {
     one_service cur = co_await on_agent(ctx, render);
     while (!want.empty() && cur.found && cur.hash == want && clock::now() < dl) {
         auto wait_fn = [dl](agent::agent& a) { return a.wait_local_change(dl); };
-        co_await on_agent(ctx, wait_fn);
+        bool more = co_await on_agent(ctx, wait_fn);
+        if (!more) break;  // shutting down
         cur = co_await on_agent(ctx, render);
     }
     if (!cur.found) co_return consul_error(404, "unknown service ID: " + id);

@@ -90,7 +90,8 @@ task<response> event_list_endpoint(const context* ctx, request& r) {
     while (o.min_index > 0 && cur.index == o.min_index && clock::now() < o.dl) {
         deadline dl = o.dl;
         auto wait_fn = [dl](agent::agent& a) { return a.wait_event(dl); };
-        co_await on_agent(ctx, wait_fn);
+        bool more = co_await on_agent(ctx, wait_fn);
+        if (!more) break;  // shutting down
         cur = co_await on_agent(ctx, render);
     }
     response out = response::json(std::move(cur.body));

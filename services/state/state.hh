@@ -86,6 +86,11 @@ class service {
 public:
     service(engine::sharded<service>* group, engine::published<snapshot>* pub);
     engine::task<void> stop();
+    // Shutdown has begun: blocked queries answer now with what they have.
+    void begin_stop() {
+        stopping_ = true;
+        hub_.notify_all();
+    }
 
     // Any shard: the current snapshot. Valid until the caller next suspends.
     const snapshot& read() const noexcept { return *pub_->read(); }

@@ -130,9 +130,10 @@ task<int> agent_main(agent_args a) {
         log(log_level::info, "signal %d: stopping", sig ? *sig : 0);
         rc = 0;
     }
-    co_await st.invoke_on_all([](state::service& s) { s.hub().notify_all(); });  // blocked queries answer now
-    co_await srv.stop();
+    // Blocked queries (state and agent) answer now; then requests drain.
+    co_await st.invoke_on_all([](state::service& s) { s.begin_stop(); });
     co_await ag.stop();
+    co_await srv.stop();
     co_await st.stop();
     co_return rc;
 }
