@@ -343,12 +343,12 @@ std::optional<std::string> decode_check_type(const json::object& o, agent::check
     bool interval_check = !c.args.empty() || !d.http.empty() || !d.tcp.empty() || !d.udp.empty() ||
                           !d.grpc.empty() || !c.h2ping.empty() || !d.os_service.empty();
     bool alias = !c.alias_service.empty();
-    if (d.interval_ns > 0 && c.ttl_ns > 0) return "Interval and TTL cannot both be specified";
-    if (interval_check && d.interval_ns <= 0) return "Interval must be > 0 for Script, HTTP, H2PING, TCP or UDP checks";
-    if (interval_check && alias) return "Interval cannot be set for Alias checks";
-    if (alias && c.ttl_ns > 0) return "TTL must be not be set for Alias checks";
-    if (!interval_check && !alias && c.ttl_ns <= 0) return "TTL must be > 0 for TTL checks";
-    if (c.output_max_size < 0) return "MaxOutputMaxSize must be positive";
+    if (d.interval_ns > 0 && c.ttl_ns > 0) return "Invalid check: Interval and TTL cannot both be specified";
+    if (interval_check && d.interval_ns <= 0) return "Invalid check: Interval must be > 0 for Script, HTTP, H2PING, TCP or UDP checks";
+    if (interval_check && alias) return "Invalid check: Interval cannot be set for Alias checks";
+    if (alias && c.ttl_ns > 0) return "Invalid check: TTL must be not be set for Alias checks";
+    if (!interval_check && !alias && c.ttl_ns <= 0) return "Invalid check: TTL must be > 0 for TTL checks";
+    if (c.output_max_size < 0) return "Invalid check: MaxOutputMaxSize must be positive";
     if (d.interval_ns > 0 && d.interval_ns < 1'000'000'000) d.interval_ns = 1'000'000'000;  // Consul's minimum
     if (c.ttl_ns > 0)
         row.type = "ttl";
@@ -375,8 +375,7 @@ std::optional<std::string> decode_check_type(const json::object& o, agent::check
 }  // namespace
 
 std::optional<std::string> decode_check(const json::object& o, agent::check_definition& c) {
-    if (auto e = decode_check_type(o, c)) return "Invalid check: " + *e;
-    return std::nullopt;
+    return decode_check_type(o, c);  // decoder errors plain, validation errors "Invalid check: ..."
 }
 
 std::optional<std::string> decode_service(const json::object& o, catalog::service& s,
@@ -411,7 +410,7 @@ std::optional<std::string> decode_service(const json::object& o, catalog::servic
     }
     for (size_t i = 0; i < defs.size(); ++i) {
         agent::check_definition c;
-        if (auto e = decode_check_type(defs[i], c)) return "Invalid check: " + *e;
+        if (auto e = decode_check_type(defs[i], c)) return e;
         if (c.row.check_id.empty())
             c.row.check_id = defs.size() == 1 ? "service:" + s.id : "service:" + s.id + ":" + std::to_string(i + 1);
         if (c.row.name.empty()) c.row.name = "Service '" + s.name + "' check";

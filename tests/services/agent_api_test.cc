@@ -581,6 +581,6 @@ PHAROS_MANUAL_CLOCK_TEST(agent_api, events_fire_list_and_block_for_a_new_one) {
 }
 PHAROS_CORO_TEST(agent_api, wrong_methods_options_and_unknown_paths) { co_await apitest::with_api(&methods_body); }
 PHAROS_CORO_TEST(agent_api, bad_bodies_get_400_and_write_nothing) { co_await apitest::with_api(&bad_bodies_body); }
-PHAROS_CORO_TEST(agent_api, DISABLED_type_errors_inside_a_check_are_request_decode_failures) {
+PHAROS_CORO_TEST(agent_api, type_errors_inside_a_check_are_request_decode_failures) {
     co_await apitest::with_api(&check_field_decode_body);
 }
