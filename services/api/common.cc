@@ -372,17 +372,13 @@ std::optional<std::string> decode_check_type(const json::object& o, agent::check
         row.type = "script";
     return std::nullopt;
 }
-}  // namespace
-
-std::optional<std::string> decode_check(const json::object& o, agent::check_definition& c) {
-    return decode_check_type(o, c);  // decoder errors plain, validation errors "Invalid check: ..."
-}
-
-std::optional<std::string> decode_service(const json::object& o, catalog::service& s,
-                                          std::vector<agent::check_definition>& checks) {
+// The fields AgentServiceRegistration and the catalog's service share; the
+// name's key differs ("Name" for the agent, "Service" for the catalog).
+std::optional<std::string> decode_service_fields(const json::object& o, std::string_view name_key,
+                                                 catalog::service& s) {
     TRY(o.get_string("Kind", s.kind));
     TRY(o.get_string("ID", s.id));
-    TRY(o.get_string("Name", s.name));
+    TRY(o.get_string(name_key, s.name));
     TRY(o.get_strings("Tags", s.tags));
     TRY(o.get("Port", s.port));
     TRY(o.get_string("Address", s.address));
@@ -395,6 +391,17 @@ std::optional<std::string> decode_service(const json::object& o, catalog::servic
         TRY(w.get("Passing", s.weight_passing));
         TRY(w.get("Warning", s.weight_warning));
     }
+    return std::nullopt;
+}
+}  // namespace
+
+std::optional<std::string> decode_check(const json::object& o, agent::check_definition& c) {
+    return decode_check_type(o, c);  // decoder errors plain, validation errors "Invalid check: ..."
+}
+
+std::optional<std::string> decode_service(const json::object& o, catalog::service& s,
+                                          std::vector<agent::check_definition>& checks) {
+    TRY(decode_service_fields(o, "Name", s));
     if (s.port < 0 || s.port > 65535) return "Validation failed: invalid port";
     if (s.id.empty()) s.id = s.name;
     std::vector<json::object> defs;
@@ -421,21 +428,7 @@ std::optional<std::string> decode_service(const json::object& o, catalog::servic
 }
 
 std::optional<std::string> decode_catalog_service(const json::object& o, catalog::service& s) {
-    TRY(o.get_string("Kind", s.kind));
-    TRY(o.get_string("ID", s.id));
-    TRY(o.get_string("Service", s.name));
-    TRY(o.get_strings("Tags", s.tags));
-    TRY(o.get("Port", s.port));
-    TRY(o.get_string("Address", s.address));
-    TRY(decode_tagged(o, s));
-    TRY(o.get_bool("EnableTagOverride", s.enable_tag_override));
-    TRY(get_sorted_map(o, "Meta", s.meta));
-    json::object w;
-    TRY(o.get_object("Weights", w));
-    if (!w.empty()) {
-        TRY(w.get("Passing", s.weight_passing));
-        TRY(w.get("Warning", s.weight_warning));
-    }
+    TRY(decode_service_fields(o, "Service", s));
     return std::nullopt;
 }
 
