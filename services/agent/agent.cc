@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <random>
 
 #include "engine/log.hh"
 
@@ -17,12 +16,6 @@ constexpr const char* default_node_maint_reason =
 constexpr const char* default_service_maint_reason =
     "Maintenance mode is enabled for this service, but no reason was provided. This is a default message.";
 
-std::string advertise(const config& c) {
-    if (!c.advertise_addr.empty()) return c.advertise_addr;
-    if (c.bind_addr.empty() || c.bind_addr == "0.0.0.0" || c.bind_addr == "::") return "127.0.0.1";
-    return c.bind_addr;
-}
-
 uint64_t fnv1a(std::string_view s, uint64_t h = 1469598103934665603ull) {
     for (unsigned char c : s) {
         h ^= c;
@@ -31,17 +24,13 @@ uint64_t fnv1a(std::string_view s, uint64_t h = 1469598103934665603ull) {
     return h;
 }
 
-std::string random_uuid() {
-    static thread_local std::mt19937_64 rng{std::random_device{}()};
-    uint64_t a = rng(), b = rng();
-    a = (a & 0xffffffffffff0fffull) | 0x0000000000004000ull;
-    b = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull;
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", unsigned(a >> 32), unsigned((a >> 16) & 0xffff),
-                  unsigned(a & 0xffff), unsigned(b >> 48), (unsigned long long)(b & 0xffffffffffffull));
-    return buf;
-}
 }  // namespace
+
+std::string advertise_address(const config& c) {
+    if (!c.advertise_addr.empty()) return c.advertise_addr;
+    if (c.bind_addr.empty() || c.bind_addr == "0.0.0.0" || c.bind_addr == "::") return "127.0.0.1";
+    return c.bind_addr;
+}
 
 struct agent::ttl_timer {
     deadline expires = no_deadline;
@@ -57,7 +46,7 @@ catalog::register_request agent::node_registration() const {
     catalog::register_request r;
     r.n.id = cfg_.node_id;
     r.n.name = cfg_.node_name;
-    r.n.address = advertise(cfg_);
+    r.n.address = advertise_address(cfg_);
     r.n.datacenter = cfg_.datacenter;
     r.n.tagged_addresses = {{"lan", r.n.address}, {"lan_ipv4", r.n.address}, {"wan", r.n.address},
                             {"wan_ipv4", r.n.address}};
@@ -126,22 +115,26 @@ std::string agent::content_hash(const catalog::service& s) const {
     return buf;
 }
 
-void agent::local_changed() {
-    auto waiters = std::move(local_waiters_);
-    local_waiters_.clear();
-    for (auto* w : waiters) w->notify();
+void agent::wake_all(std::vector<wait_slot*>& waiters) {
+    auto woken = std::move(waiters);
+    waiters.clear();
+    for (auto* w : woken) w->notify();
 }
 
-task<bool> agent::wait_local_change(deadline dl) {
+void agent::local_changed() { wake_all(local_waiters_); }
+
+task<bool> agent::wait_in(std::vector<wait_slot*>& waiters, deadline dl) {
     gate::holder g(gate_);
     if (!g) co_return false;
     wait_slot slot;
-    local_waiters_.push_back(&slot);
+    waiters.push_back(&slot);
     co_await slot.wait(dl);
-    auto it = std::find(local_waiters_.begin(), local_waiters_.end(), &slot);
-    if (it != local_waiters_.end()) local_waiters_.erase(it);
+    auto it = std::find(waiters.begin(), waiters.end(), &slot);
+    if (it != waiters.end()) waiters.erase(it);
     co_return !gate_.closing();
 }
+
+task<bool> agent::wait_local_change(deadline dl) { return wait_in(local_waiters_, dl); }
 
 task<outcome> agent::register_service(catalog::service s, std::vector<check_definition> checks,
                                       bool replace_existing_checks) {
@@ -371,25 +364,14 @@ task<void> agent::run_ttl(std::string id, std::shared_ptr<ttl_timer> t) {
 }
 
 user_event agent::fire_event(user_event e) {
-    e.id = random_uuid();
+    e.id = random_uuid_v4();
     e.ltime = ++ltime_;
     events_.push_back(e);
     while (events_.size() > 256) events_.pop_front();
-    auto waiters = std::move(event_waiters_);
-    event_waiters_.clear();
-    for (auto* w : waiters) w->notify();
+    wake_all(event_waiters_);
     return e;
 }
 
-task<bool> agent::wait_event(deadline dl) {
-    gate::holder g(gate_);
-    if (!g) co_return false;
-    wait_slot slot;
-    event_waiters_.push_back(&slot);
-    co_await slot.wait(dl);
-    auto it = std::find(event_waiters_.begin(), event_waiters_.end(), &slot);
-    if (it != event_waiters_.end()) event_waiters_.erase(it);
-    co_return !gate_.closing();
-}
+task<bool> agent::wait_event(deadline dl) { return wait_in(event_waiters_, dl); }
 
 }  // namespace pharos::agent

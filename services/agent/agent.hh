@@ -57,6 +57,10 @@ struct failure {
 };
 using outcome = std::optional<failure>;  // nullopt: done
 
+// The address the agent advertises: -advertise, else -bind unless it is a
+// wildcard, else 127.0.0.1.
+std::string advertise_address(const config& c);
+
 class agent {
 public:
     agent(config cfg, engine::sharded<state::service>* st);
@@ -108,6 +112,9 @@ private:
     void arm_ttl(const std::string& id, int64_t ttl_ns);
     void disarm_ttl(const std::string& id);
     void local_changed();
+    static void wake_all(std::vector<engine::wait_slot*>& waiters);
+    // Waits on `waiters` until woken or `dl`; false once the agent is stopping.
+    engine::task<bool> wait_in(std::vector<engine::wait_slot*>& waiters, engine::deadline dl);
 
     config cfg_;
     engine::sharded<state::service>* st_;

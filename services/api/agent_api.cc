@@ -15,27 +15,16 @@ namespace {
 
 constexpr const char* pharos_version = "1.17.0";  // the Consul API level pharos answers as
 
-std::optional<std::string> tail(const std::string& path, std::string_view prefix) {
-    if (path.rfind(prefix, 0) != 0) return std::nullopt;
-    return path.substr(prefix.size());
-}
-
 response from_outcome(const agent::outcome& o) {
     if (!o) return empty_ok();
     return consul_error(o->status, o->message);
-}
-
-std::string advertise_of(const agent::config& c) {
-    if (!c.advertise_addr.empty()) return c.advertise_addr;
-    if (c.bind_addr.empty() || c.bind_addr == "0.0.0.0") return "127.0.0.1";
-    return c.bind_addr;
 }
 
 void write_member(json::writer& w, const agent::agent& a) {
     const agent::config& c = a.cfg();
     w.begin_object();
     w.key("Name").string(c.node_name);
-    w.key("Addr").string(advertise_of(c));
+    w.key("Addr").string(agent::advertise_address(c));
     w.key("Port").number(c.ports.serf_lan);
     w.key("Tags").begin_object();
     w.key("acls").string("0");
@@ -184,15 +173,19 @@ struct agg_health {
     std::string text;
 };
 
+// Worse statuses rank higher: maintenance > critical > warning > passing.
+int status_rank(const std::string& st) {
+    return st == "maintenance" ? 3 : st == "critical" ? 2 : st == "warning" ? 1 : 0;
+}
+
 std::string aggregate(const agent::agent& a, const catalog::service& s, json::writer* w) {
     std::string worst = "passing";
-    auto rank = [](const std::string& st) { return st == "maintenance" ? 3 : st == "critical" ? 2 : st == "warning" ? 1 : 0; };
     std::vector<const catalog::check*> mine;
     for (auto& [id, c] : a.checks()) {
         if (!c.row.service_id.empty() && c.row.service_id != s.id) continue;
         std::string st = c.row.status;
         if (id == "_node_maintenance" || id == "_service_maintenance:" + s.id) st = "maintenance";
-        if (rank(st) > rank(worst)) worst = st;
+        if (status_rank(st) > status_rank(worst)) worst = st;
         mine.push_back(&c.row);
     }
     if (w) {
@@ -230,11 +223,10 @@ agg_health health_by_name(const agent::agent& a, const std::string& name) {
     json::writer w;
     w.begin_array();
     std::string worst;
-    auto rank = [](const std::string& st) { return st == "maintenance" ? 3 : st == "critical" ? 2 : st == "warning" ? 1 : 0; };
     for (auto& [id, s] : a.services()) {
         if (s.name != name) continue;
         std::string st = aggregate(a, s, &w);
-        if (worst.empty() || rank(st) > rank(worst)) worst = st;
+        if (worst.empty() || status_rank(st) > status_rank(worst)) worst = st;
     }
     w.end_array();
     if (worst.empty()) return h;
@@ -417,17 +409,17 @@ task<std::optional<response>> agent_routes(const context* ctx, request& r) {
         }
         co_return response::json(std::move(body));
     }
-    if (auto id = tail(p, "/v1/agent/service/")) {
+    if (auto id = path_tail(p, "/v1/agent/service/")) {
         if (*id == "register") {
             if (!put) co_return method_not_allowed(r, "PUT");
             co_return co_await register_service(ctx, r);
         }
-        if (auto d = tail(p, "/v1/agent/service/deregister/")) {
+        if (auto d = path_tail(p, "/v1/agent/service/deregister/")) {
             if (!put) co_return method_not_allowed(r, "PUT");
             auto fn = [id = *d](agent::agent& a) { return a.deregister_service(id); };
             co_return from_outcome(co_await on_agent(ctx, fn));
         }
-        if (auto m = tail(p, "/v1/agent/service/maintenance/")) {
+        if (auto m = path_tail(p, "/v1/agent/service/maintenance/")) {
             if (!put) co_return method_not_allowed(r, "PUT");
             bool enable = false;
             if (auto bad = parse_enable(r, enable)) co_return std::move(*bad);
@@ -438,24 +430,24 @@ task<std::optional<response>> agent_routes(const context* ctx, request& r) {
         if (!get) co_return method_not_allowed(r, "GET");
         co_return co_await agent_service(ctx, r, *id);
     }
-    if (auto rest = tail(p, "/v1/agent/check/")) {
+    if (auto rest = path_tail(p, "/v1/agent/check/")) {
         if (!put) co_return method_not_allowed(r, "PUT");
         if (*rest == "register") co_return co_await register_check(ctx, r);
-        if (auto id = tail(p, "/v1/agent/check/deregister/")) {
+        if (auto id = path_tail(p, "/v1/agent/check/deregister/")) {
             auto fn = [id = *id](agent::agent& a) { return a.deregister_check(id); };
             co_return from_outcome(co_await on_agent(ctx, fn));
         }
-        if (auto id = tail(p, "/v1/agent/check/pass/")) co_return co_await ttl_update(ctx, r, *id, "passing");
-        if (auto id = tail(p, "/v1/agent/check/warn/")) co_return co_await ttl_update(ctx, r, *id, "warning");
-        if (auto id = tail(p, "/v1/agent/check/fail/")) co_return co_await ttl_update(ctx, r, *id, "critical");
-        if (auto id = tail(p, "/v1/agent/check/update/")) co_return co_await ttl_update(ctx, r, *id, "");
+        if (auto id = path_tail(p, "/v1/agent/check/pass/")) co_return co_await ttl_update(ctx, r, *id, "passing");
+        if (auto id = path_tail(p, "/v1/agent/check/warn/")) co_return co_await ttl_update(ctx, r, *id, "warning");
+        if (auto id = path_tail(p, "/v1/agent/check/fail/")) co_return co_await ttl_update(ctx, r, *id, "critical");
+        if (auto id = path_tail(p, "/v1/agent/check/update/")) co_return co_await ttl_update(ctx, r, *id, "");
         co_return std::nullopt;
     }
-    if (auto id = tail(p, "/v1/agent/health/service/id/")) {
+    if (auto id = path_tail(p, "/v1/agent/health/service/id/")) {
         if (!get) co_return method_not_allowed(r, "GET");
         co_return co_await agent_health(ctx, r, *id, true);
     }
-    if (auto name = tail(p, "/v1/agent/health/service/name/")) {
+    if (auto name = path_tail(p, "/v1/agent/health/service/name/")) {
         if (!get) co_return method_not_allowed(r, "GET");
         co_return co_await agent_health(ctx, r, *name, false);
     }
@@ -475,12 +467,12 @@ task<std::optional<response>> agent_routes(const context* ctx, request& r) {
         if (!put) co_return method_not_allowed(r, "PUT");
         co_return empty_ok();
     }
-    if (auto addr = tail(p, "/v1/agent/join/")) {
+    if (auto addr = path_tail(p, "/v1/agent/join/")) {
         if (!put) co_return method_not_allowed(r, "PUT");
         // Gossip membership is the gossip issue's: until then a join cannot succeed.
         co_return consul_error(500, "Failed to join " + *addr + ": gossip membership is not available in this build");
     }
-    if (auto node = tail(p, "/v1/agent/force-leave/")) {
+    if (auto node = path_tail(p, "/v1/agent/force-leave/")) {
         if (!put) co_return method_not_allowed(r, "PUT");
         std::string self = ctx->agent->cfg().node_name;
         if (*node == self) co_return consul_error(500, "Cannot force leave the local node");

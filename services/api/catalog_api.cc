@@ -26,12 +26,6 @@ uint64_t node_query_index(const catalog::store& c, std::string_view name) {
     return at_least_1(i ? i : c.nodes_index());
 }
 
-// Path segments after a fixed prefix: "/v1/catalog/service/web" -> "web".
-std::optional<std::string> tail(const std::string& path, std::string_view prefix) {
-    if (path.rfind(prefix, 0) != 0) return std::nullopt;
-    return path.substr(prefix.size());
-}
-
 // --- catalog reads ---
 
 rendered render_nodes(const read_options& o, const state::snapshot& s) {
@@ -358,17 +352,17 @@ task<std::optional<response>> catalog_routes(const context* ctx, request& r) {
         if (!get) co_return method_not_allowed(r, "GET");
         co_return co_await read_with(ctx, r, state::topic::services_table, "", services_fn);
     }
-    if (auto name = tail(p, "/v1/catalog/service/")) {
+    if (auto name = path_tail(p, "/v1/catalog/service/")) {
         if (!get) co_return method_not_allowed(r, "GET");
         if (name->empty()) co_return consul_error(400, "Missing service name");
         co_return co_await read_with(ctx, r, state::topic::service, *name, render_service_nodes);
     }
-    if (auto name = tail(p, "/v1/catalog/node/")) {
+    if (auto name = path_tail(p, "/v1/catalog/node/")) {
         if (!get) co_return method_not_allowed(r, "GET");
         if (name->empty()) co_return consul_error(400, "Missing node name");
         co_return co_await read_with(ctx, r, state::topic::node, *name, node_fn);
     }
-    if (auto name = tail(p, "/v1/catalog/node-services/")) {
+    if (auto name = path_tail(p, "/v1/catalog/node-services/")) {
         if (!get) co_return method_not_allowed(r, "GET");
         if (name->empty()) co_return consul_error(400, "Missing node name");
         co_return co_await read_with(ctx, r, state::topic::node, *name, node_services_fn);
@@ -380,20 +374,20 @@ task<std::optional<response>> health_routes(const context* ctx, request& r) {
     const std::string& p = r.path;
     if (p.rfind("/v1/health/", 0) != 0) co_return std::nullopt;
     if (r.method != "GET") co_return method_not_allowed(r, "GET");
-    if (auto name = tail(p, "/v1/health/service/")) {
+    if (auto name = path_tail(p, "/v1/health/service/")) {
         if (name->empty()) co_return consul_error(400, "Missing service name");
         auto fn = r.has_query("passing") ? health_passing_fn : health_any_fn;
         co_return co_await read_with(ctx, r, state::topic::service, *name, fn);
     }
-    if (auto name = tail(p, "/v1/health/checks/")) {
+    if (auto name = path_tail(p, "/v1/health/checks/")) {
         if (name->empty()) co_return consul_error(400, "Missing service name");
         co_return co_await read_with(ctx, r, state::topic::service, *name, render_service_checks);
     }
-    if (auto name = tail(p, "/v1/health/node/")) {
+    if (auto name = path_tail(p, "/v1/health/node/")) {
         if (name->empty()) co_return consul_error(400, "Missing node name");
         co_return co_await read_with(ctx, r, state::topic::node, *name, render_node_checks);
     }
-    if (auto st = tail(p, "/v1/health/state/")) {
+    if (auto st = path_tail(p, "/v1/health/state/")) {
         if (*st != "any" && *st != "passing" && *st != "warning" && *st != "critical")
             co_return consul_error(400, "Invalid state: " + *st);
         co_return co_await read_with(ctx, r, state::topic::checks_table, *st, render_state);

@@ -34,6 +34,11 @@ bool parse_u64(std::string_view s, uint64_t& out) {
     return !s.empty() && r.ec == std::errc() && r.ptr == s.data() + s.size();
 }
 
+std::optional<std::string> path_tail(const std::string& path, std::string_view prefix) {
+    if (path.rfind(prefix, 0) != 0) return std::nullopt;
+    return path.substr(prefix.size());
+}
+
 std::optional<response> parse_read_options(const context* ctx, const request& r, read_options& o) {
     if (r.has_query("stale") && r.has_query("consistent"))
         return consul_error(400, "Cannot specify ?stale with ?consistent, conflicting semantics.");

@@ -50,6 +50,9 @@ response method_not_allowed(const request& r, std::string_view allow);  // allow
 response empty_ok();                                                    // agent writes: 200, empty body
 void index_headers(response& r, uint64_t index);
 bool parse_u64(std::string_view s, uint64_t& out);
+// What follows `prefix` in `path` ("/v1/catalog/service/web", "/v1/catalog/service/" -> "web"),
+// or nullopt if `path` does not start with it.
+std::optional<std::string> path_tail(const std::string& path, std::string_view prefix);
 
 // The options every catalog/health/kv read takes.
 struct read_options {

@@ -9,11 +9,6 @@ using namespace engine;
 
 namespace {
 
-std::optional<std::string> tail(const std::string& path, std::string_view prefix) {
-    if (path.rfind(prefix, 0) != 0) return std::nullopt;
-    return path.substr(prefix.size());
-}
-
 // Consul's X-Consul-Index for event lists: the newest event's UUID folded to 64 bits.
 uint64_t uuid_index(const std::string& id) {
     std::string hex;
@@ -129,7 +124,7 @@ task<std::vector<metrics_sample>> gather(const context* ctx) {
     add("consul.catalog.nodes", double(s.catalog.node_count()), false, "Nodes in the catalog");
     add("consul.catalog.service_instances", double(s.catalog.service_count()), false, "Service instances in the catalog");
     add("consul.catalog.checks", double(s.catalog.check_count()), false, "Health checks in the catalog");
-    add("consul.state.index", double(s.index), false, "Last applied state index");
+    add("consul.state.index", double(s.index), false, "Index of the last write that changed the state");
     auto counts_fn = [](agent::agent& a) {
         agent_counts c;
         c.services = a.services().size();
@@ -220,7 +215,7 @@ task<std::optional<response>> misc_routes(const context* ctx, request& r) {
             w.begin_array().string(ctx->server_addr).end_array();
         co_return response::json(w.take());
     }
-    if (auto name = tail(p, "/v1/event/fire/")) {
+    if (auto name = path_tail(p, "/v1/event/fire/")) {
         if (r.method != "PUT") co_return method_not_allowed(r, "PUT");
         co_return co_await event_fire(ctx, r, *name);
     }

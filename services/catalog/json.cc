@@ -18,16 +18,23 @@ void write_string_list(json::writer& w, const std::vector<std::string>& l) {
     w.end_array();
 }
 
-void write_node(json::writer& w, const node& n) {
-    w.begin_object();
+namespace {
+// The node's columns; the node's meta is "Meta" in a node, "NodeMeta" in a catalog service entry.
+void node_columns(json::writer& w, const node& n, const char* meta_key) {
     w.key("ID").string(n.id);
     w.key("Node").string(n.name);
     w.key("Address").string(n.address);
     w.key("Datacenter").string(n.datacenter);
     w.key("TaggedAddresses");
     write_string_map(w, n.tagged_addresses);
-    w.key("Meta");
+    w.key(meta_key);
     write_string_map(w, n.meta);
+}
+}  // namespace
+
+void write_node(json::writer& w, const node& n) {
+    w.begin_object();
+    node_columns(w, n, "Meta");
     w.key("CreateIndex").number(n.create_index);
     w.key("ModifyIndex").number(n.modify_index);
     w.end_object();
@@ -91,14 +98,7 @@ void write_agent_service(json::writer& w, const service& s, std::string_view dat
 
 void write_catalog_service(json::writer& w, const node& n, const service& s) {
     w.begin_object();
-    w.key("ID").string(n.id);
-    w.key("Node").string(n.name);
-    w.key("Address").string(n.address);
-    w.key("Datacenter").string(n.datacenter);
-    w.key("TaggedAddresses");
-    write_string_map(w, n.tagged_addresses);
-    w.key("NodeMeta");
-    write_string_map(w, n.meta);
+    node_columns(w, n, "NodeMeta");
     w.key("ServiceKind").string(s.kind);
     w.key("ServiceID").string(s.id);
     w.key("ServiceName").string(s.name);

@@ -120,8 +120,10 @@ result service::apply_on_owner(command c) {
     uint64_t index = next_index_++;
     auto cs = std::make_shared<change_set>();
     result r = fsm_->apply(c, index, *cs);
-    pub_->publish(std::make_unique<snapshot>(fsm_->tables()));
+    // A write that changed nothing (a failed CAS, an unchanged check) leaves the
+    // published tables as they are: no new version, nobody to wake.
     if (!cs->empty()) {
+        pub_->publish(std::make_unique<snapshot>(fsm_->tables()));
         std::shared_ptr<const change_set> shared = std::move(cs);
         for (unsigned i = 0; i < group_->size(); ++i) {
             if (i == this_shard())

@@ -31,7 +31,7 @@ namespace pharos::state {
 
 // Everything a read sees, at one log index.
 struct snapshot {
-    uint64_t index = 1;  // last applied; never 0 (Consul's rule for X-Consul-Index)
+    uint64_t index = 1;  // the last applied command that changed a table; never 0
     kv::store kv;
     catalog::store catalog;
 };

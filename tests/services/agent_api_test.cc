@@ -14,7 +14,11 @@ using namespace std::chrono_literals;
 namespace {
 
 using apitest::call;
+using apitest::get_with_put;
 using apitest::header;
+using apitest::put_at;
+using apitest::timed;
+using apitest::timed_get;
 using apitest::json_at;
 using apitest::json_size;
 
@@ -312,35 +316,6 @@ task<void> agent_health_body(const api::context* ctx) {
 }
 
 // --- hash blocking (manual clock) ---
-
-struct timed {
-    http::response r;
-    clock::duration took{};
-};
-
-task<timed> timed_get(const api::context* ctx, std::string target) {
-    auto start = clock::now();
-    timed t;
-    t.r = co_await apitest::call_on(1, ctx, "GET", std::move(target));
-    t.took = clock::now() - start;
-    co_return t;
-}
-
-task<timed> put_at(const api::context* ctx, clock::duration d, std::string target, std::string body) {
-    co_await sleep_for(d);
-    timed t;
-    t.r = co_await call(ctx, "PUT", target, std::move(body));
-    EXPECT_EQ(t.r.status, 200u) << target << ": " << t.r.body;
-    co_return t;
-}
-
-task<timed> get_with_put(const api::context* ctx, std::string get, std::string put, std::string body) {
-    std::vector<task<timed>> both;
-    both.push_back(timed_get(ctx, std::move(get)));
-    both.push_back(put_at(ctx, 5s, std::move(put), std::move(body)));
-    auto res = co_await when_all(std::move(both));
-    co_return std::move(res[0]);
-}
 
 task<void> hash_blocking_body(const api::context* ctx) {
     co_await call(ctx, "PUT", "/v1/agent/service/register", python_web1);

@@ -16,7 +16,11 @@ using namespace std::chrono_literals;
 namespace {
 
 using apitest::call;
+using apitest::get_with_put;
 using apitest::header;
+using apitest::put_at;
+using apitest::timed;
+using apitest::timed_get;
 using apitest::json_at;
 using apitest::json_size;
 
@@ -264,36 +268,6 @@ task<void> health_reads_body(const api::context* ctx) {
 
 // --- blocking queries on the manual clock ---
 
-struct timed {
-    http::response r;
-    clock::duration took{};
-};
-
-task<timed> timed_call(const api::context* ctx, std::string target) {
-    auto start = clock::now();
-    timed t;
-    t.r = co_await apitest::call_on(1, ctx, "GET", std::move(target));
-    t.took = clock::now() - start;
-    co_return t;
-}
-
-task<timed> write_at(const api::context* ctx, clock::duration d, std::string target, std::string body) {
-    co_await sleep_for(d);
-    timed t;
-    t.r = co_await call(ctx, "PUT", target, std::move(body));
-    EXPECT_EQ(t.r.status, 200u) << target << ": " << t.r.body;
-    co_return t;
-}
-
-// Starts a blocking GET on shard 1 and a PUT at 5 s on shard 0; returns the GET.
-task<timed> block_with_write(const api::context* ctx, std::string get, std::string put, std::string body) {
-    std::vector<task<timed>> both;
-    both.push_back(timed_call(ctx, std::move(get)));
-    both.push_back(write_at(ctx, 5s, std::move(put), std::move(body)));
-    auto res = co_await when_all(std::move(both));
-    co_return std::move(res[0]);
-}
-
 const char* n9_other = R"({"Node":"n9","Address":"10.0.0.9","Service":{"ID":"other1","Service":"other"},
   "Check":{"CheckID":"other-check","Name":"o","Status":"passing","ServiceID":"other1"}})";
 const char* n9_other_critical = R"({"Node":"n9","Address":"10.0.0.9","Service":{"ID":"other1","Service":"other"},
@@ -312,35 +286,35 @@ task<void> blocking_health_body(const api::context* ctx) {
     std::string q = "/v1/health/service/web?index=" + std::to_string(idx) + "&wait=1m";
 
     // Unrelated writes (a KV key, another service's check) leave the query waiting its full minute.
-    auto t = co_await block_with_write(ctx, q, "/v1/kv/web", "x");
+    auto t = co_await get_with_put(ctx, q, "/v1/kv/web", "x");
     EXPECT_GE(t.took, 1min);
     EXPECT_LE(t.took, 63750ms);  // wait/16 of jitter at most
     EXPECT_EQ(index_of(t.r), idx);
-    t = co_await block_with_write(ctx, q, "/v1/catalog/register", n9_other_critical);
+    t = co_await get_with_put(ctx, q, "/v1/catalog/register", n9_other_critical);
     EXPECT_GE(t.took, 1min);
     EXPECT_EQ(index_of(t.r), idx);
-    t = co_await block_with_write(ctx, q, "/v1/catalog/register", n9_other);
+    t = co_await get_with_put(ctx, q, "/v1/catalog/register", n9_other);
     EXPECT_GE(t.took, 1min);
     // An identical re-registration of web changes nothing: it keeps waiting too.
-    t = co_await block_with_write(ctx, q, "/v1/catalog/register", n2_web1);
+    t = co_await get_with_put(ctx, q, "/v1/catalog/register", n2_web1);
     EXPECT_GE(t.took, 1min);
     EXPECT_EQ(index_of(t.r), idx);
 
     // A web check changing wakes it at once.
-    t = co_await block_with_write(ctx, q, "/v1/catalog/register", n3_web2_critical);
+    t = co_await get_with_put(ctx, q, "/v1/catalog/register", n3_web2_critical);
     EXPECT_EQ(t.took, 5s);
     EXPECT_GT(index_of(t.r), idx);
     EXPECT_NE(t.r.body.find("\"critical\""), std::string::npos);
     idx = index_of(t.r);
     // So does a node-level check on a node running web.
     q = "/v1/health/service/web?index=" + std::to_string(idx) + "&wait=1m";
-    t = co_await block_with_write(ctx, q, "/v1/catalog/register", n3_serf_critical);
+    t = co_await get_with_put(ctx, q, "/v1/catalog/register", n3_serf_critical);
     EXPECT_EQ(t.took, 5s);
     EXPECT_GT(index_of(t.r), idx);
     idx = index_of(t.r);
     // And a deregistration of an instance.
     q = "/v1/health/service/web?index=" + std::to_string(idx) + "&wait=1m";
-    t = co_await block_with_write(ctx, q, "/v1/catalog/deregister", R"({"Node":"n3","ServiceID":"web2"})");
+    t = co_await get_with_put(ctx, q, "/v1/catalog/deregister", R"({"Node":"n3","ServiceID":"web2"})");
     EXPECT_EQ(t.took, 5s);
     EXPECT_GT(index_of(t.r), idx);
     EXPECT_EQ(json_size(t.r.body), 1);
@@ -352,28 +326,28 @@ task<void> blocking_services_body(const api::context* ctx) {
     uint64_t idx = index_of(r);
     std::string q = "/v1/catalog/services?index=" + std::to_string(idx) + "&wait=1m";
     // A KV write and a check status change do not change the service list.
-    auto t = co_await block_with_write(ctx, q, "/v1/kv/services", "x");
+    auto t = co_await get_with_put(ctx, q, "/v1/kv/services", "x");
     EXPECT_GE(t.took, 1min);
     EXPECT_EQ(index_of(t.r), idx);
-    t = co_await block_with_write(ctx, q, "/v1/catalog/register", n3_web2_critical);
+    t = co_await get_with_put(ctx, q, "/v1/catalog/register", n3_web2_critical);
     EXPECT_GE(t.took, 1min);
     EXPECT_EQ(index_of(t.r), idx);
     // A new service does, at once.
-    t = co_await block_with_write(ctx, q, "/v1/catalog/register", n9_other);
+    t = co_await get_with_put(ctx, q, "/v1/catalog/register", n9_other);
     EXPECT_EQ(t.took, 5s);
     EXPECT_GT(index_of(t.r), idx);
     EXPECT_NE(t.r.body.find("\"other\""), std::string::npos);
     idx = index_of(t.r);
     // So does removing one.
     q = "/v1/catalog/services?index=" + std::to_string(idx) + "&wait=1m";
-    t = co_await block_with_write(ctx, q, "/v1/catalog/deregister", R"({"Node":"n9"})");
+    t = co_await get_with_put(ctx, q, "/v1/catalog/deregister", R"({"Node":"n9"})");
     EXPECT_EQ(t.took, 5s);
     EXPECT_GT(index_of(t.r), idx);
     EXPECT_EQ(t.r.body.find("\"other\""), std::string::npos);
     idx = index_of(t.r);
     // A node's metadata change moves the answer of a node-meta query.
     q = "/v1/catalog/services?node-meta=env:test&index=" + std::to_string(idx) + "&wait=1m";
-    t = co_await block_with_write(ctx, q, "/v1/catalog/register",
+    t = co_await get_with_put(ctx, q, "/v1/catalog/register",
                                   R"({"Node":"n3","Address":"10.0.0.3","NodeMeta":{"env":"test"}})");
     EXPECT_EQ(t.took, 5s);
     EXPECT_GT(index_of(t.r), idx);
@@ -385,11 +359,11 @@ task<void> blocking_node_body(const api::context* ctx) {
     auto r = co_await call(ctx, "GET", "/v1/catalog/node/n3");
     uint64_t idx = index_of(r);
     std::string q = "/v1/catalog/node/n3?index=" + std::to_string(idx) + "&wait=1m";
-    auto t = co_await block_with_write(ctx, q, "/v1/catalog/register", n2_web1);  // n2, identical
+    auto t = co_await get_with_put(ctx, q, "/v1/catalog/register", n2_web1);  // n2, identical
     EXPECT_GE(t.took, 1min);
-    t = co_await block_with_write(ctx, q, "/v1/catalog/register", n9_other);  // another node
+    t = co_await get_with_put(ctx, q, "/v1/catalog/register", n9_other);  // another node
     EXPECT_GE(t.took, 1min);
-    t = co_await block_with_write(ctx, q, "/v1/catalog/deregister", R"({"Node":"n3","ServiceID":"db1"})");
+    t = co_await get_with_put(ctx, q, "/v1/catalog/deregister", R"({"Node":"n3","ServiceID":"db1"})");
     EXPECT_EQ(t.took, 5s);
     EXPECT_EQ(json_size(t.r.body, "/Services"), 1);
     // A query whose index is from the future waits out its time.

@@ -3,6 +3,8 @@
 #pragma once
 #include <string>
 
+#include "engine/combinators.hh"
+#include "engine/reactor.hh"
 #include "engine/snapshot.hh"
 #include "services/api/http_api.hh"
 #include "tests/support/coro_test.hh"
@@ -35,6 +37,41 @@ inline std::string header(const http::response& r, std::string_view name) {
     for (auto& [k, v] : r.headers)
         if (k == name) return v;
     return "";
+}
+
+// A response and how long (on the test's clock) it took.
+struct timed {
+    http::response r;
+    engine::clock::duration took{};
+};
+
+// GET `target` on shard 1 (so the query and the writes cross shards), timed.
+inline engine::task<timed> timed_get(const api::context* ctx, std::string target) {
+    auto start = engine::clock::now();
+    timed t;
+    t.r = co_await call_on(1, ctx, "GET", std::move(target));
+    t.took = engine::clock::now() - start;
+    co_return t;
+}
+
+// PUT `target` after `d`; the PUT must succeed.
+inline engine::task<timed> put_at(const api::context* ctx, engine::clock::duration d, std::string target,
+                                  std::string body) {
+    co_await engine::sleep_for(d);
+    timed t;
+    t.r = co_await call(ctx, "PUT", target, std::move(body));
+    EXPECT_EQ(t.r.status, 200u) << target << ": " << t.r.body;
+    co_return t;
+}
+
+// Starts a (blocking) GET on shard 1 and a PUT at 5 s on shard 0; returns the GET.
+inline engine::task<timed> get_with_put(const api::context* ctx, std::string get, std::string put,
+                                        std::string body) {
+    std::vector<engine::task<timed>> both;
+    both.push_back(timed_get(ctx, std::move(get)));
+    both.push_back(put_at(ctx, std::chrono::seconds(5), std::move(put), std::move(body)));
+    auto res = co_await engine::when_all(std::move(both));
+    co_return std::move(res[0]);
 }
 
 inline agent::config test_agent_config() {

@@ -177,8 +177,7 @@ int run_agent(const agent::config& cfg, const std::vector<std::string>& warnings
     a.hc.max_conns_per_client = size_t(std::max(0, cfg.limits.http_max_conns_per_client));
     a.hc.max_body_bytes = std::max<size_t>(a.hc.max_body_bytes, size_t(cfg.limits.kv_max_value_size) + 1);
     raise_fd_limit();
-    a.server_addr =
-        (cfg.advertise_addr.empty() ? cfg.bind_addr : cfg.advertise_addr) + ":" + std::to_string(cfg.ports.server);
+    a.server_addr = agent::advertise_address(cfg) + ":" + std::to_string(cfg.ports.server);
     a.cfg = cfg;
     a.what = std::string("pharos agent") + (cfg.dev ? " -dev" : "") + ": node " + cfg.node_name + " (" + cfg.node_id +
              "), datacenter " + cfg.datacenter + ", HTTP API on http://" + a.hc.addr + ":" + std::to_string(a.hc.port) +
