@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "buffer.hh"
+#include "fifo.hh"
 #include "io.hh"
 #include "reactor.hh"
 #include "result.hh"
@@ -107,7 +108,7 @@ private:
     struct state {
         int fd = -1;
         io_op* recv = nullptr;  // armed multishot receive
-        std::deque<rx_chunk> rx;
+        fifo<rx_chunk> rx;
         int rx_error = 0;        // sticky -errno
         bool eof = false;
         wait_slot reader;

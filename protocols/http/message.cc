@@ -35,6 +35,14 @@ response response::json(std::string body, unsigned status) {
     return r;
 }
 
+engine::task<response> complete(response r) {
+    while (r.later) {
+        std::shared_ptr<deferred> later = std::move(r.later);
+        r = co_await later->finish();
+    }
+    co_return r;
+}
+
 void serialize(const response& r, bool keep_alive, std::string& out) {
     auto reason = boost::beast::http::obsolete_reason(boost::beast::http::int_to_status(r.status));
     out.append("HTTP/1.1 ");

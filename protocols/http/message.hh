@@ -1,9 +1,12 @@
 // HTTP/1.1 request and response values, independent of any route or service.
 #pragma once
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "engine/task.hh"
 
 namespace pharos::http {
 
@@ -27,11 +30,26 @@ struct request {
     std::string_view header(std::string_view name) const;
 };
 
+struct response;
+
+// The rest of a response that is not ready yet (a blocking query). The handler
+// returns at once with `response::later` set, so its coroutine frames are freed,
+// and the server awaits finish(): a small object instead of the handler's whole
+// coroutine chain, which is what lets a node hold 100k parked requests. finish()
+// runs on the same shard, must not refer to the request (it is freed first), and
+// may itself return a response with `later` set. Cancel safety: as the handler's.
+class deferred {
+public:
+    virtual ~deferred() = default;
+    virtual engine::task<response> finish() = 0;
+};
+
 struct response {
     unsigned status = 200;
     header_list headers;
     std::string body;
     bool close = false;  // close the connection after sending
+    std::shared_ptr<deferred> later;  // set: the server awaits later->finish() for the real response
 
     static response text(unsigned status, std::string body);
     static response json(std::string body, unsigned status = 200);
@@ -40,6 +58,10 @@ struct response {
         return *this;
     }
 };
+
+// Awaits `r.later` until the response is complete, as the server does; for code
+// that calls handlers directly (tests, in-process callers).
+engine::task<response> complete(response r);
 
 // Appends the wire form of `r` (status line, headers, Content-Length, body) to `out`.
 void serialize(const response& r, bool keep_alive, std::string& out);

@@ -93,13 +93,10 @@ const std::string& too_many_connections() {
     return wire;
 }
 
-task<response> call_handler(const handler* h, request* r) {
-    try {
-        co_return co_await (*h)(*r);
-    } catch (const std::exception& e) {
-        log(log_level::error, "http: %s %s: %s", r->method.c_str(), r->target.c_str(), e.what());
-        co_return response::text(500, std::string(e.what()) + "\n");
-    }
+// What a handler (or a deferred's finish()) that threw is answered with.
+response internal_error(const char* what, const std::exception& e) {
+    log(log_level::error, "http: %s: %s", what, e.what());
+    return response::text(500, std::string(e.what()) + "\n");
 }
 
 // Fills `req` from a finished Beast message. False if the target is malformed.
@@ -108,6 +105,7 @@ bool to_request(bhttp::request<bhttp::string_body>& m, request& req) {
     req.target = std::string(m.target());
     if (!split_target(req.target, req.path, req.query)) return false;
     req.headers.clear();
+    req.headers.reserve(size_t(std::distance(m.begin(), m.end())));
     for (auto& f : m) req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
     req.body = std::move(m.body());
     req.keep_alive = m.keep_alive();
@@ -163,111 +161,135 @@ task<void> server::linger(tcp_stream& conn) {
     }
 }
 
+// Reads one request into `req`. Returns 0 when `req` is ready, 1 when the
+// connection closed or failed (nothing to answer), or the HTTP status of a
+// request that could not be read (400, 413, 431, 501), whose error response is
+// then in `out`. Writes what `out` holds before it waits for more bytes. The
+// Beast parser lives in this frame only while a request is being read.
+// Cancel safety: as tcp_stream::read; a cancelled call has consumed nothing
+// that a later call needs (the connection is closed after a cancel anyway).
+task<unsigned> server::read_request(tcp_stream& conn, std::string& in, std::string& out, request& req,
+                                    unsigned& version) {
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.header_limit(std::uint32_t(cfg_.max_header_bytes));
+    parser.body_limit(cfg_.max_body_bytes);
+    // Not eager: put() stops at the end of the header, so that we know how many
+    // bytes it took (Beast applies header_limit to each put() call, not to the
+    // whole header, once it has consumed some complete fields).
+    parser.eager(false);
+    size_t header_bytes = 0;
+    deadline request_deadline = no_deadline;
+    boost::beast::error_code ec;
+    unsigned fail_status = 0;
+    bool te_checked = false;
+    // Parse what we have; read more until one request is complete.
+    for (;;) {
+        if (!in.empty()) {
+            bool header_before = parser.is_header_done();
+            size_t used = parser.put(boost::asio::buffer(in), ec);
+            in.erase(0, used);
+            if (!header_before && (!ec || ec == bhttp::error::need_more)) {
+                header_bytes += used;
+                size_t pending = parser.is_header_done() ? 0 : in.size();
+                if (header_bytes + pending > cfg_.max_header_bytes) {
+                    fail_status = 431;
+                    break;
+                }
+            }
+            if (!te_checked && parser.is_header_done()) {
+                te_checked = true;
+                if (unsupported_transfer_encoding(parser)) {
+                    fail_status = 501;
+                    break;
+                }
+            }
+            if (parser.is_done()) break;
+            if (ec == bhttp::error::need_more) ec = {};
+            if (ec) {
+                if (ec == bhttp::error::header_limit)
+                    fail_status = 431;
+                else if (ec == bhttp::error::body_limit)
+                    fail_status = 413;
+                else
+                    fail_status = 400;
+                break;
+            }
+            if (used > 0 && !in.empty()) continue;
+        }
+        // Waiting for bytes: a request already begun has a deadline; an idle
+        // connection has the idle timeout and may be cancelled by stop().
+        if (!out.empty()) {
+            auto w = co_await write_out(&conn, &out, after(cfg_.write_timeout)).with_cancel(&hard_);
+            out.clear();
+            if (!w) co_return 1;
+        }
+        bool begun = parser.got_some() || !in.empty();
+        if (begun && request_deadline == no_deadline) request_deadline = after(cfg_.request_timeout);
+        deadline dl = begun ? request_deadline : after(cfg_.idle_timeout);
+        auto chunk = co_await conn.read(dl);
+        if (!chunk || chunk->empty()) co_return 1;  // closed or failed, mid-request or not: nothing to answer
+        in.append(chunk->view());
+    }
+    if (fail_status) {
+        std::string text = fail_status == 413   ? "Request body too large\n"
+                           : fail_status == 431 ? "Request header fields too large\n"
+                           : fail_status == 501 ? "Unsupported transfer encoding\n"
+                                                : "Bad Request: " + ec.message() + "\n";
+        response r = response::text(fail_status, std::move(text));
+        r.close = true;
+        serialize(r, false, out);
+        co_return fail_status;
+    }
+    auto msg = parser.release();
+    if (!to_request(msg, req)) {
+        response r = response::text(400, "Bad Request: malformed request target\n");
+        r.close = true;
+        serialize(r, false, out);
+        co_return 400;
+    }
+    version = msg.version();
+    in.shrink_to_fit();
+    co_return 0;
+}
+
 // Reads, answers and writes requests until the connection should close. After an
 // error response it lingers (see linger()).
 task<void> server::serve_requests(tcp_stream& conn, const std::string& peer_ip) {
     std::string in;   // received, not yet parsed
     std::string out;  // responses not yet written
-    bool open = true;
     bool failed = false;  // the last response answers a request we could not read
-    while (open) {
-        bhttp::request_parser<bhttp::string_body> parser;
-        parser.header_limit(std::uint32_t(cfg_.max_header_bytes));
-        parser.body_limit(cfg_.max_body_bytes);
-        // Not eager: put() stops at the end of the header, so that we know how many
-        // bytes it took (Beast applies header_limit to each put() call, not to the
-        // whole header, once it has consumed some complete fields).
-        parser.eager(false);
-        size_t header_bytes = 0;
-        deadline request_deadline = no_deadline;
-        boost::beast::error_code ec;
-        unsigned fail_status = 0;
-        bool te_checked = false;
-        // Parse what we have; read more until one request is complete.
-        for (;;) {
-            if (!in.empty()) {
-                bool header_before = parser.is_header_done();
-                size_t used = parser.put(boost::asio::buffer(in), ec);
-                in.erase(0, used);
-                if (!header_before && (!ec || ec == bhttp::error::need_more)) {
-                    header_bytes += used;
-                    size_t pending = parser.is_header_done() ? 0 : in.size();
-                    if (header_bytes + pending > cfg_.max_header_bytes) {
-                        fail_status = 431;
-                        break;
-                    }
-                }
-                if (!te_checked && parser.is_header_done()) {
-                    te_checked = true;
-                    if (unsupported_transfer_encoding(parser)) {
-                        fail_status = 501;
-                        break;
-                    }
-                }
-                if (parser.is_done()) break;
-                if (ec == bhttp::error::need_more) ec = {};
-                if (ec) {
-                    if (ec == bhttp::error::header_limit)
-                        fail_status = 431;
-                    else if (ec == bhttp::error::body_limit)
-                        fail_status = 413;
-                    else
-                        fail_status = 400;
-                    break;
-                }
-                if (used > 0 && !in.empty()) continue;
-            }
-            // Waiting for bytes: a request already begun has a deadline; an idle
-            // connection has the idle timeout and may be cancelled by stop().
-            if (!out.empty()) {
-                auto w = co_await write_out(&conn, &out, after(cfg_.write_timeout)).with_cancel(&hard_);
-                out.clear();
-                if (!w) {
-                    open = false;
-                    break;
-                }
-            }
-            bool begun = parser.got_some() || !in.empty();
-            if (begun && request_deadline == no_deadline) request_deadline = after(cfg_.request_timeout);
-            deadline dl = begun ? request_deadline : after(cfg_.idle_timeout);
-            auto chunk = co_await conn.read(dl);
-            if (!chunk || chunk->empty()) {  // closed or failed, mid-request or not: nothing to answer
-                open = false;
-                break;
-            }
-            in.append(chunk->view());
-        }
-        if (!open) break;
-        if (fail_status) {
+    for (;;) {
+        auto req = std::make_unique<request>();  // on the heap: freed while a deferred response waits
+        req->peer_ip = peer_ip;
+        unsigned version = 11;
+        unsigned got = co_await read_request(conn, in, out, *req, version);
+        if (got == 1) break;
+        if (got != 0) {
             ++stats_.bad_requests;
-            std::string text = fail_status == 413   ? "Request body too large\n"
-                               : fail_status == 431 ? "Request header fields too large\n"
-                               : fail_status == 501 ? "Unsupported transfer encoding\n"
-                                                    : "Bad Request: " + ec.message() + "\n";
-            response r = response::text(fail_status, std::move(text));
-            r.close = true;
-            serialize(r, false, out);
-            failed = true;
-            break;
-        }
-        auto msg = parser.release();
-        request req;
-        req.peer_ip = peer_ip;
-        if (!to_request(msg, req)) {
-            ++stats_.bad_requests;
-            response r = response::text(400, "Bad Request: malformed request target\n");
-            r.close = true;
-            serialize(r, false, out);
             failed = true;
             break;
         }
         ++stats_.requests;
-        const unsigned version = msg.version();
-        msg = {};  // `req` has it all now: free Beast's copy while the handler runs (it may block for minutes)
-        in.shrink_to_fit();
-        auto call = call_handler(&handler_, &req);
-        response resp = co_await std::move(call).with_cancel(&hard_);
-        bool keep = req.keep_alive && !resp.close;
+        response resp;
+        try {
+            // Scoped: a task owns its frame until destroyed, so the handler's frames go at the brace.
+            auto call = handler_(*req);
+            resp = co_await std::move(call).with_cancel(&hard_);
+        } catch (const std::exception& e) {
+            resp = internal_error("handler", e);
+        }
+        bool keep = req->keep_alive && !resp.close;
+        if (resp.later) req.reset();  // the handler has returned: a blocking query waits without it
+        while (resp.later) {
+            std::shared_ptr<deferred> later = std::move(resp.later);
+            try {
+                auto finish = later->finish();
+                resp = co_await std::move(finish).with_cancel(&hard_);
+            } catch (const std::exception& e) {
+                resp = internal_error("deferred response", e);
+            }
+            keep = keep && !resp.close;
+        }
         // HTTP/1.0 closes by default: a client that asked to keep the connection
         // keeps it only if the response says so (as Go's net/http does).
         if (keep && version == 10) resp.headers.emplace_back("Connection", "keep-alive");
@@ -277,7 +299,7 @@ task<void> server::serve_requests(tcp_stream& conn, const std::string& peer_ip) 
         if (in.empty() || out.size() > 256 * 1024) {
             auto w = co_await write_out(&conn, &out, after(cfg_.write_timeout)).with_cancel(&hard_);
             out.clear();
-            if (!w) open = false;
+            if (!w) break;
         }
     }
     if (!out.empty()) {

@@ -68,6 +68,8 @@ private:
     engine::task<void> accept_loop();
     engine::task<void> serve(engine::tcp_stream conn);
     engine::task<void> serve_requests(engine::tcp_stream& conn, const std::string& peer_ip);
+    engine::task<unsigned> read_request(engine::tcp_stream& conn, std::string& in, std::string& out, request& req,
+                                        unsigned& version);
     engine::task<void> linger(engine::tcp_stream& conn);
 
     server_config cfg_;

@@ -306,8 +306,7 @@ task<response> read_with(const context* ctx, request& r, state::topic t, std::st
     render_fn render = [o, name, fn](const state::snapshot& s) { return fn(o, name, s); };
     // Table topics have one watch list; per-name topics one per name.
     std::string topic_name = t == state::topic::service || t == state::topic::node ? name : std::string();
-    rendered res = co_await blocking_read(ctx, o, t, std::move(topic_name), std::move(render), std::move(cache_key));
-    co_return to_response(std::move(res));
+    co_return blocking_read(ctx, o, t, std::move(topic_name), std::move(render), std::move(cache_key), to_response);
 }
 
 rendered nodes_fn(const read_options& o, const std::string&, const state::snapshot& s) { return render_nodes(o, s); }

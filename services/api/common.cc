@@ -40,6 +40,7 @@ std::optional<std::string> path_tail(const std::string& path, std::string_view p
 }
 
 std::optional<response> parse_read_options(const context* ctx, const request& r, read_options& o) {
+    o.shape = response_shape::of(r);
     if (r.has_query("stale") && r.has_query("consistent"))
         return consul_error(400, "Cannot specify ?stale with ?consistent, conflicting semantics.");
     if (r.has_query("cached") && r.has_query("consistent"))
@@ -120,18 +121,149 @@ rendered render_cached(const std::string& key, const state::snapshot& s, const r
 }
 }  // namespace
 
-task<rendered> blocking_read(const context* ctx, const read_options& o, state::topic t, std::string name,
-                             render_fn render, std::string cache_key) {
-    state::service& st = ctx->state->local();
-    rendered out = render(st.read());
-    if (o.min_index == 0 || out.index > o.min_index) co_return out;
-    state::watcher w(st.hub(), t, name);
-    while (!st.stopping()) {
-        int r = co_await w.wait(o.dl);
-        out = render_cached(cache_key, st.read(), render);
-        if (r < 0 || out.index > o.min_index) break;
+namespace {
+// Go's json.Indent with a 4-space indent, as Consul's ?pretty.
+std::string indent_json(std::string_view in) {
+    std::string out;
+    out.reserve(in.size() * 2);
+    int depth = 0;
+    bool in_string = false, escaped = false;
+    auto newline = [&] {
+        out.push_back('\n');
+        out.append(size_t(depth) * 4, ' ');
+    };
+    for (size_t i = 0; i < in.size(); ++i) {
+        char c = in[i];
+        if (in_string) {
+            out.push_back(c);
+            if (escaped)
+                escaped = false;
+            else if (c == '\\')
+                escaped = true;
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        switch (c) {
+            case '"':
+                in_string = true;
+                out.push_back(c);
+                break;
+            case '{':
+            case '[':
+                out.push_back(c);
+                if (i + 1 < in.size() && (in[i + 1] == '}' || in[i + 1] == ']')) {
+                    out.push_back(in[++i]);
+                    break;
+                }
+                ++depth;
+                newline();
+                break;
+            case '}':
+            case ']':
+                --depth;
+                newline();
+                out.push_back(c);
+                break;
+            case ',':
+                out.push_back(c);
+                newline();
+                break;
+            case ':':
+                out += ": ";
+                break;
+            default:
+                out.push_back(c);
+        }
     }
-    co_return out;
+    return out;
+}
+
+}  // namespace
+
+response_shape response_shape::of(const request& r) {
+    response_shape s;
+    s.consistency = r.has_query("consistent") ? 2 : r.has_query("stale") ? 1 : 0;
+    s.pretty = r.has_query("pretty");
+    return s;
+}
+
+void shape_response(const response_shape& s, response& out) {
+    if (s.consistency) {
+        for (auto& [k, v] : out.headers)
+            if (k == "X-Consul-Effective-Consistency") v = s.consistency == 2 ? "consistent" : "stale";
+    }
+    if (s.pretty && out.status == 200 && !out.body.empty()) {
+        for (auto& [k, v] : out.headers)
+            if (k == "Content-Type" && v.rfind("application/json", 0) == 0) {
+                out.body = indent_json(out.body);
+                break;
+            }
+    }
+}
+
+namespace {
+// A blocked query, parked: what it needs to render again and where to wait.
+// The handler that made it has returned, so this (plus finish()'s frame) is all
+// a watcher costs while it waits.
+class blocked_read final : public http::deferred {
+public:
+    blocked_read(const context* ctx, const read_options& o, state::topic t, std::string name, render_fn render,
+                 std::string cache_key, response (*respond)(rendered))
+        : ctx_(ctx),
+          min_index_(o.min_index),
+          dl_(o.dl),
+          shape_(o.shape),
+          topic_(t),
+          name_(std::move(name)),
+          render_(std::move(render)),
+          cache_key_(std::move(cache_key)),
+          respond_(respond) {}
+
+    // Cancel safety: nothing to undo; the watcher unlinks itself.
+    engine::task<response> finish() override {
+        state::service& st = ctx_->state->local();
+        rendered out;
+        {
+            state::watcher w(st.hub(), topic_, name_);
+            for (;;) {
+                // Checked before each wait: a write may have landed between the
+                // first render and this frame's start, and a stopping node answers now.
+                out = render_cached(cache_key_, st.read(), render_);
+                if (out.index > min_index_ || st.stopping()) break;
+                int r = co_await w.wait(dl_);
+                if (r < 0) {
+                    out = render_cached(cache_key_, st.read(), render_);
+                    break;
+                }
+            }
+        }
+        response resp = respond_(std::move(out));
+        shape_response(shape_, resp);
+        co_return resp;
+    }
+
+private:
+    const context* ctx_;
+    uint64_t min_index_;
+    engine::deadline dl_;
+    response_shape shape_;
+    state::topic topic_;
+    std::string name_;
+    render_fn render_;
+    std::string cache_key_;
+    response (*respond_)(rendered);
+};
+}  // namespace
+
+response blocking_read(const context* ctx, const read_options& o, state::topic t, std::string name, render_fn render,
+                       std::string cache_key, response (*respond)(rendered)) {
+    rendered out = render(ctx->state->local().read());
+    if (o.min_index == 0 || out.index > o.min_index) return respond(std::move(out));
+    response r;
+    r.later = std::make_shared<blocked_read>(ctx, o, t, std::move(name), std::move(render), std::move(cache_key),
+                                             respond);
+    return r;
 }
 
 response to_response(rendered r) {

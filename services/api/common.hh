@@ -54,9 +54,19 @@ bool parse_u64(std::string_view s, uint64_t& out);
 // or nullopt if `path` does not start with it.
 std::optional<std::string> path_tail(const std::string& path, std::string_view prefix);
 
+// How the request asks its answer to be shaped: ?pretty and the consistency
+// mode reported in X-Consul-Effective-Consistency.
+struct response_shape {
+    uint8_t consistency = 0;  // 0 default, 1 stale, 2 consistent
+    bool pretty = false;
+    static response_shape of(const request& r);
+};
+void shape_response(const response_shape& s, response& out);
+
 // The options every catalog/health/kv read takes.
 struct read_options {
     uint64_t min_index = 0;  // > 0: a blocking query
+    response_shape shape;
     engine::deadline dl = engine::no_deadline;
     std::optional<filter> flt;
     std::vector<std::string> tags;                                // ?tag= (repeatable; all must match)
@@ -74,13 +84,16 @@ struct rendered {
 };
 using render_fn = std::function<rendered(const state::snapshot&)>;
 
-// Renders from this shard's snapshot; if o.min_index > 0, waits on `t`/`name`
-// until the result's index passes it or the deadline, as Consul's blocking
-// queries do. `cache_key`, if not empty, names the query completely (path and
-// every parameter that shapes the answer): watchers woken together with the same
-// key share one render. Cancel safety: nothing to undo; the watcher unlinks itself.
-engine::task<rendered> blocking_read(const context* ctx, const read_options& o, state::topic t, std::string name,
-                                     render_fn render, std::string cache_key = {});
+// Answers a read from this shard's snapshot. If o.min_index > 0 and the result's
+// index has not passed it, the answer is deferred (http::response::later): it
+// waits on `t`/`name` until the index passes it or the deadline, as Consul's
+// blocking queries do, holding only what it needs to render again, not the
+// handler's coroutine frames. `cache_key`, if not empty, names the query
+// completely (path and every parameter that shapes the answer): watchers woken
+// together with the same key share one render. `respond` turns the final
+// rendering into the response.
+response blocking_read(const context* ctx, const read_options& o, state::topic t, std::string name, render_fn render,
+                       std::string cache_key, response (*respond)(rendered));
 response to_response(rendered r);
 
 // This shard's cache of recent renders (see blocking_read's cache_key).

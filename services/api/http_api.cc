@@ -230,85 +230,6 @@ task<std::optional<response>> misc_routes(const context* ctx, request& r) {
     co_return std::nullopt;
 }
 
-namespace {
-
-// Go's json.Indent with a 4-space indent, as Consul's ?pretty.
-std::string indent_json(std::string_view in) {
-    std::string out;
-    out.reserve(in.size() * 2);
-    int depth = 0;
-    bool in_string = false, escaped = false;
-    auto newline = [&] {
-        out.push_back('\n');
-        out.append(size_t(depth) * 4, ' ');
-    };
-    for (size_t i = 0; i < in.size(); ++i) {
-        char c = in[i];
-        if (in_string) {
-            out.push_back(c);
-            if (escaped)
-                escaped = false;
-            else if (c == '\\')
-                escaped = true;
-            else if (c == '"')
-                in_string = false;
-            continue;
-        }
-        switch (c) {
-            case '"':
-                in_string = true;
-                out.push_back(c);
-                break;
-            case '{':
-            case '[':
-                out.push_back(c);
-                if (i + 1 < in.size() && (in[i + 1] == '}' || in[i + 1] == ']')) {
-                    out.push_back(in[++i]);
-                    break;
-                }
-                ++depth;
-                newline();
-                break;
-            case '}':
-            case ']':
-                --depth;
-                newline();
-                out.push_back(c);
-                break;
-            case ',':
-                out.push_back(c);
-                newline();
-                break;
-            case ':':
-                out += ": ";
-                break;
-            default:
-                out.push_back(c);
-        }
-    }
-    return out;
-}
-
-void finish(const request& r, response& out) {
-    for (auto& [k, v] : out.headers) {
-        if (k == "X-Consul-Effective-Consistency") {
-            if (r.has_query("consistent"))
-                v = "consistent";
-            else if (r.has_query("stale"))
-                v = "stale";
-        }
-    }
-    if (r.has_query("pretty") && out.status == 200 && !out.body.empty()) {
-        for (auto& [k, v] : out.headers)
-            if (k == "Content-Type" && v.rfind("application/json", 0) == 0) {
-                out.body = indent_json(out.body);
-                break;
-            }
-    }
-}
-
-}  // namespace
-
 task<response> handle(const context* ctx, http::request& r) {
     bool options = r.method == "OPTIONS";
     if (options) r.method = "\x01";  // every route answers an unknown method with 405 + Allow
@@ -330,7 +251,8 @@ task<response> handle(const context* ctx, http::request& r) {
     } else if (options) {
         r.method = "OPTIONS";
     }
-    finish(r, *out);
+    // A deferred answer (a blocking query) is shaped when it is ready: its read_options carry the shape.
+    if (!out->later) shape_response(response_shape::of(r), *out);
     co_return std::move(*out);
 }
 

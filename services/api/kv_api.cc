@@ -79,6 +79,9 @@ response kv_response(rendered res, bool raw) {
     return out;
 }
 
+response kv_raw_response(rendered res) { return kv_response(std::move(res), true); }
+response kv_json_response(rendered res) { return kv_response(std::move(res), false); }
+
 task<response> kv_get(const context* ctx, request& r, std::string key) {
     kv_query q;
     q.key = std::move(key);
@@ -102,8 +105,8 @@ task<response> kv_get(const context* ctx, request& r, std::string key) {
     cache_key.push_back('\0');
     cache_key += q.key;
     render_fn fn = [q = std::move(q)](const state::snapshot& s) { return render_kv(q, s); };
-    rendered res = co_await blocking_read(ctx, o, t, std::move(name), std::move(fn), std::move(cache_key));
-    co_return kv_response(std::move(res), raw);
+    co_return blocking_read(ctx, o, t, std::move(name), std::move(fn), std::move(cache_key),
+                            raw ? kv_raw_response : kv_json_response);
 }
 
 task<response> kv_write(const context* ctx, state::kv_op op) {

@@ -12,9 +12,36 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Echoes what it understood, so tests can check parsing; "/boom" throws.
+// A deferred answer: sleeps, then answers with what it kept from the request
+// (the request itself is gone by then), or throws; "/later/twice" defers again.
+class later_answer final : public http::deferred {
+public:
+    later_answer(std::string what, int hops) : what_(std::move(what)), hops_(hops) {}
+    task<http::response> finish() override {
+        co_await sleep_for(20ms);
+        if (what_ == "/later/boom") throw std::runtime_error("deferred exploded");
+        http::response r;
+        if (--hops_ > 0) {
+            r.later = std::make_shared<later_answer>(what_, hops_);
+            co_return r;
+        }
+        co_return http::response::text(200, "later " + what_);
+    }
+
+private:
+    std::string what_;
+    int hops_;
+};
+
+// Echoes what it understood, so tests can check parsing; "/boom" throws;
+// "/later/..." answers through a deferred response.
 task<http::response> echo_handler(http::request& r) {
     if (r.path == "/boom") throw std::runtime_error("handler exploded");
+    if (r.path.rfind("/later/", 0) == 0) {
+        http::response d;
+        d.later = std::make_shared<later_answer>(r.path, r.path == "/later/twice" ? 2 : 1);
+        co_return d;
+    }
     std::string body = r.method + " " + r.path;
     for (auto& [k, v] : r.query) body += " [" + k + "=" + v + "]";
     body += " body=" + std::to_string(r.body.size());
@@ -147,6 +174,24 @@ PHAROS_CORO_TEST(http_server, a_handler_exception_becomes_a_500_not_a_crash) {
     auto got = co_await exchange(port, "GET /boom HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\n\r\n", 2);
     EXPECT_EQ(got.rfind("HTTP/1.1 500", 0), 0u) << got;
     EXPECT_NE(got.find("GET /ok"), std::string::npos) << got;
+    co_await s.stop();
+}
+
+PHAROS_CORO_TEST(http_server, deferred_responses_answer_in_order_and_a_throw_becomes_a_500) {
+    sharded<http::server> s;
+    uint16_t port = co_await start_servers(&s);
+    std::string raw = "GET /later/a HTTP/1.1\r\nHost: x\r\n\r\nGET /later/boom HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /later/twice HTTP/1.1\r\nHost: x\r\n\r\nGET /now HTTP/1.1\r\nHost: x\r\n\r\n";
+    auto got = co_await exchange(port, raw, 4);
+    auto a = got.find("later /later/a"), boom = got.find("HTTP/1.1 500"), twice = got.find("later /later/twice"),
+         now = got.find("GET /now");
+    EXPECT_NE(now, std::string::npos) << got;
+    CO_ASSERT_TRUE(a != std::string::npos && boom != std::string::npos && twice != std::string::npos &&
+                   now != std::string::npos);
+    EXPECT_LT(a, boom);
+    EXPECT_LT(boom, twice);
+    EXPECT_LT(twice, now);
+    EXPECT_NE(got.find("deferred exploded"), std::string::npos) << got;
     co_await s.stop();
 }
 

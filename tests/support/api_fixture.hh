@@ -23,7 +23,8 @@ inline http::request make_request(std::string method, std::string target, std::s
 inline engine::task<http::response> call(const api::context* ctx, std::string method, std::string target,
                                          std::string body = "") {
     http::request r = make_request(std::move(method), std::move(target), std::move(body));
-    co_return co_await api::handle(ctx, r);
+    http::response resp = co_await api::handle(ctx, r);
+    co_return co_await http::complete(std::move(resp));
 }
 
 // The same request, made on `shard`.
