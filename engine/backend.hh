@@ -65,6 +65,8 @@ struct io_op {
     io_op* wnext = nullptr;
     io_op* wprev = nullptr;
     int8_t wside = -1;
+    bool fd_counted = false;  // io_uring: counted live on its fd (see forget_fd)
+    uint32_t fd_gen = 0;
     io_op* anext = nullptr;
     io_op* aprev = nullptr;
 
@@ -82,6 +84,8 @@ struct io_op {
         owner = nullptr;
         wnext = wprev = nullptr;
         wside = -1;
+        fd_counted = false;
+        fd_gen = 0;
         anext = aprev = nullptr;
     }
 };

@@ -83,6 +83,13 @@ public:
     bool wants_nonblocking() const noexcept override { return false; }
 
     void submit(io_op* op) override {
+        if (op->fd >= 0) {
+            if (size_t(op->fd) >= fds_.size()) fds_.resize(size_t(op->fd) + 1024);
+            fd_slot& slot = fds_[size_t(op->fd)];
+            ++slot.live;
+            op->fd_counted = true;
+            op->fd_gen = slot.gen;
+        }
         io_uring_sqe* sqe = get_sqe();
         auto* p = op->buf.data();
         switch (op->kind) {
@@ -113,6 +120,7 @@ public:
     void cancel(io_op* op) override {
         if (op->cancel_sent) return;
         op->cancel_sent = true;
+        uncount(op);  // ended by this cancel: forget_fd need not look for it
         io_uring_sqe* sqe = get_sqe();
         io_uring_prep_cancel(sqe, op, 0);
         io_uring_sqe_set_data64(sqe, tag_ignore);
@@ -120,7 +128,18 @@ public:
 
     // io_uring holds its own reference to the file: closing the fd does not end ops
     // on it. Cancel them all, and submit now, while the fd still names the file.
+    // The kernel finds them by scanning every pending request, so closing N
+    // connections that way costs O(N^2): it is skipped when every op on the fd has
+    // already completed or been cancelled by pointer (the usual close: a stream
+    // cancels its own receive first). Ops left counted on a closed fd belong to an
+    // older generation and no longer count against a new file with the same number.
     void forget_fd(int fd) noexcept override {
+        if (fd >= 0 && size_t(fd) < fds_.size()) {
+            fd_slot& slot = fds_[size_t(fd)];
+            if (slot.live == 0) return;
+            slot.live = 0;
+            ++slot.gen;
+        }
         io_uring_sqe* sqe = get_sqe();
         io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
         io_uring_sqe_set_data64(sqe, tag_ignore);
@@ -156,7 +175,9 @@ public:
                     if (!(cqe->flags & IORING_CQE_F_MORE)) arm_wake();
                     continue;
                 }
-                sink_->deliver(reinterpret_cast<io_op*>(ud), cqe->res, cqe->flags);
+                auto* op = reinterpret_cast<io_op*>(ud);
+                if (!(cqe->flags & IORING_CQE_F_MORE)) uncount(op);  // its final completion
+                sink_->deliver(op, cqe->res, cqe->flags);
             }
             io_uring_cq_advance(&ring_, n);
             total += int(n);
@@ -179,6 +200,18 @@ public:
     uint32_t buffer_size() const noexcept override { return cfg_.size; }
 
 private:
+    struct fd_slot {
+        uint32_t live = 0;  // ops submitted on this fd, not yet finished or cancelled by pointer
+        uint32_t gen = 0;   // bumped when forget_fd cancels by fd
+    };
+    std::vector<fd_slot> fds_;
+    void uncount(io_op* op) noexcept {
+        if (!op->fd_counted) return;
+        op->fd_counted = false;
+        fd_slot& slot = fds_[size_t(op->fd)];
+        if (slot.gen == op->fd_gen && slot.live > 0) --slot.live;
+    }
+
     io_uring_sqe* get_sqe() {
         io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
         while (!sqe) {
