@@ -273,6 +273,18 @@ result<tcp_listener> tcp_listener::listen(socket_address at, listen_options opt)
     return l;
 }
 
+result<void> tcp_listener::check_free(socket_address at) {
+    int fd = ::socket(at.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return last_error();
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // TIME_WAIT leftovers do not count
+    int rc = ::bind(fd, at.sa(), at.len);
+    auto ec = rc < 0 ? last_error() : std::error_code();
+    ::close(fd);
+    if (ec) return ec;
+    return {};
+}
+
 uint16_t tcp_listener::port() const { return st_ ? local_port(st_->fd) : 0; }
 
 void tcp_listener::on_accept(io_op* op, int res, uint32_t flags) {

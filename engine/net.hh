@@ -131,6 +131,10 @@ public:
     ~tcp_listener() { close(); }
 
     static result<tcp_listener> listen(socket_address at, listen_options opt = {});
+    // Fails with EADDRINUSE if another socket listens on `at`, even one that set
+    // SO_REUSEPORT (which would otherwise let a second process share the port and
+    // steal part of its connections). Call before the first shard listens.
+    static result<void> check_free(socket_address at);
     // The next accepted connection. Cancel safety: a cancelled accept loses no
     // connection; it stays queued for the next call.
     task<result<tcp_stream>> accept(deadline dl = no_deadline);

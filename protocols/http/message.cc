@@ -1,5 +1,7 @@
 #include "message.hh"
 
+#include <ctime>
+
 #include <strings.h>
 
 #include <boost/beast/http/status.hpp>
@@ -43,6 +45,24 @@ engine::task<response> complete(response r) {
     co_return r;
 }
 
+namespace {
+// "Date: Wed, 25 Nov 2026 20:42:53 GMT\r\n" for this second, as Go's net/http
+// sends on every response; formatted once per second per thread.
+std::string_view date_line() {
+    thread_local std::time_t cached_at = -1;
+    thread_local char line[64];
+    thread_local size_t len = 0;
+    std::time_t now = std::time(nullptr);
+    if (now != cached_at) {
+        std::tm tm{};
+        gmtime_r(&now, &tm);
+        len = std::strftime(line, sizeof line, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        cached_at = now;
+    }
+    return {line, len};
+}
+}  // namespace
+
 void serialize(const response& r, bool keep_alive, std::string& out) {
     auto reason = boost::beast::http::obsolete_reason(boost::beast::http::int_to_status(r.status));
     out.append("HTTP/1.1 ");
@@ -56,6 +76,7 @@ void serialize(const response& r, bool keep_alive, std::string& out) {
         out.append(v);
         out.append("\r\n");
     }
+    out.append(date_line());
     out.append("Content-Length: ");
     out.append(std::to_string(r.body.size()));
     out.append("\r\n");

@@ -18,6 +18,12 @@ namespace bhttp = boost::beast::http;
 task<void> server::start() {
     auto at = socket_address::parse(cfg_.addr, cfg_.port);
     if (!at) throw std::runtime_error("http: bad address " + cfg_.addr);
+    // The first shard checks that no other process holds the port: SO_REUSEPORT
+    // would let two agents share it silently.
+    if (this_shard() == 0 && cfg_.port != 0) {
+        if (auto free = tcp_listener::check_free(*at); !free)
+            throw std::runtime_error("http: listen on " + at->to_string() + ": " + free.error().message());
+    }
     auto l = tcp_listener::listen(*at);
     if (!l) throw std::runtime_error("http: listen on " + at->to_string() + ": " + l.error().message());
     listener_ = std::move(*l);
