@@ -17,6 +17,10 @@
 #include "services/api/filter.hh"
 #include "services/state/state.hh"
 
+namespace pharos::session {
+class ttl_timers;
+}
+
 namespace pharos::api {
 
 struct metrics_sample {
@@ -30,6 +34,7 @@ struct context {
     engine::sharded<state::service>* state = nullptr;
     agent::agent* agent = nullptr;  // lives on agent_shard
     unsigned agent_shard = 0;
+    session::ttl_timers* session_timers = nullptr;  // lives on the state owner's shard
     std::string datacenter = "dc1";
     std::string server_addr = "127.0.0.1:8300";  // reported by /v1/status/*
     size_t kv_max_value_size = 512 * 1024;
@@ -140,6 +145,8 @@ engine::task<std::optional<response>> kv_routes(const context* ctx, request& r);
 engine::task<std::optional<response>> catalog_routes(const context* ctx, request& r);
 engine::task<std::optional<response>> health_routes(const context* ctx, request& r);
 engine::task<std::optional<response>> agent_routes(const context* ctx, request& r);
+engine::task<std::optional<response>> session_routes(const context* ctx, request& r);
+engine::task<std::optional<response>> txn_routes(const context* ctx, request& r);
 engine::task<std::optional<response>> misc_routes(const context* ctx, request& r);  // status, event, metrics
 
 }  // namespace pharos::api

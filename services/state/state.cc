@@ -1,6 +1,7 @@
 #include "state.hh"
 
 #include "engine/gate.hh"
+#include "services/session/rules.hh"
 
 namespace pharos::state {
 using namespace engine;
@@ -23,7 +24,7 @@ void add_touched(change_set& cs, catalog::touched& t) {
 }
 }  // namespace
 
-result fsm::apply_kv(const kv_op& op, uint64_t index, change_set& cs) {
+result fsm::apply_kv(const kv_op& op, uint64_t index, int64_t now_ns, change_set& cs) {
     result r;
     r.index = index;
     kv::store& kv = s_.kv;
@@ -37,10 +38,14 @@ result fsm::apply_kv(const kv_op& op, uint64_t index, change_set& cs) {
             r.ok = kv.set_cas(op.key, op.value, op.flags, op.cas, index);
             break;
         case kv_verb::lock:
-        case kv_verb::unlock:
-            // Sessions arrive with the coordination issue: until then every session is unknown.
-            r.error = "invalid session \"" + op.session + "\"";
+        case kv_verb::unlock: {
+            auto out = op.verb == kv_verb::lock
+                           ? session::lock(s_, op.key, op.value, op.flags, op.session, index, now_ns, true, cs)
+                           : session::unlock(s_, op.key, op.value, op.flags, op.session, index, cs);
+            r.ok = out.ok;
+            r.error = std::move(out.error);
             return r;
+        }
         case kv_verb::remove:
             r.ok = kv.remove(op.key, index);
             break;
@@ -56,10 +61,10 @@ result fsm::apply_kv(const kv_op& op, uint64_t index, change_set& cs) {
     return r;
 }
 
-result fsm::apply(const command& c, uint64_t index, change_set& cs) {
+result fsm::apply(const command& c, uint64_t index, change_set& cs, int64_t now_ns) {
     cs.index = index;
     auto visitor = overloaded{
-        [&](const kv_op& op) { return apply_kv(op, index, cs); },
+        [&](const kv_op& op) { return apply_kv(op, index, now_ns, cs); },
         [&](const catalog::register_request& req) {
             result r;
             r.index = index;
@@ -93,8 +98,43 @@ result fsm::apply(const command& c, uint64_t index, change_set& cs) {
             add_touched(cs, t);
             return r;
         },
+        [&](const session_create& sc) {
+            result r;
+            r.index = index;
+            if (auto err = session::create(s_, sc.s, index, cs))
+                r.error = std::move(*err);
+            else
+                r.ok = true;
+            return r;
+        },
+        [&](const session_destroy& sd) {
+            result r;
+            r.index = index;
+            r.ok = true;
+            session::destroy(s_, sd.id, index, now_ns, cs);
+            return r;
+        },
+        [&](const txn::request& req) {
+            result r;
+            r.index = index;
+            snapshot scratch = s_;  // O(1); kept only if every op succeeds
+            change_set tcs;
+            auto resp = std::make_shared<txn::response>(txn::apply(scratch, req, index, now_ns, tcs));
+            r.ok = resp->errors.empty();
+            if (r.ok) {
+                s_ = std::move(scratch);
+                cs = std::move(tcs);
+                cs.index = index;
+            }
+            r.txn = std::move(resp);
+            return r;
+        },
     };
     result r = std::visit(visitor, c);
+    // A catalog write can break sessions on the nodes it touched (node or check
+    // gone, check critical): they are destroyed in the same entry, as Consul does.
+    if (!cs.nodes.empty() && !std::holds_alternative<txn::request>(c))
+        session::invalidate_broken(s_, cs.nodes, index, now_ns, cs);
     s_.index = index;
     return r;
 }
@@ -119,7 +159,7 @@ task<void> deliver(gate::holder g, sharded<service>* group, unsigned shard, std:
 result service::apply_on_owner(command c) {
     uint64_t index = next_index_++;
     auto cs = std::make_shared<change_set>();
-    result r = fsm_->apply(c, index, *cs);
+    result r = fsm_->apply(c, index, *cs, clock::now().time_since_epoch().count());
     // A write that changed nothing (a failed CAS, an unchanged check) leaves the
     // published tables as they are: no new version, nobody to wake.
     if (!cs->empty()) {

@@ -25,7 +25,9 @@
 #include "engine/snapshot.hh"
 #include "services/catalog/store.hh"
 #include "services/kv/store.hh"
+#include "services/session/table.hh"
 #include "services/state/watch.hh"
+#include "services/txn/txn.hh"
 
 namespace pharos::state {
 
@@ -34,6 +36,7 @@ struct snapshot {
     uint64_t index = 1;  // the last applied command that changed a table; never 0
     kv::store kv;
     catalog::store catalog;
+    session::table sessions;
 };
 
 // --- commands ---
@@ -56,23 +59,39 @@ struct check_update {
     std::string output;
 };
 
-using command = std::variant<kv_op, catalog::register_request, catalog::deregister_request, check_update>;
+// A new session; the ID (a UUID) is chosen before the command is logged, so
+// applying it is deterministic. TTL and Behavior are validated by the caller.
+struct session_create {
+    session::session s;
+};
+
+// Destroys a session (explicitly or at TTL expiry) and applies its Behavior to its locks.
+struct session_destroy {
+    std::string id;
+};
+
+using command = std::variant<kv_op, catalog::register_request, catalog::deregister_request, check_update,
+                             session_create, session_destroy, txn::request>;
 
 struct result {
     bool ok = false;     // KV: the `true`/`false` Consul answers
     uint64_t index = 0;  // the command's log index
     std::string error;   // non-empty: refused, with Consul's text (nothing changed)
+    std::shared_ptr<const txn::response> txn;  // txn::request: results or errors
 };
 
 // The deterministic state machine. Plain data; the owner drives it.
 class fsm {
 public:
     // Applies `c` at `index` (which must grow); fills `changes` with what it touched.
-    result apply(const command& c, uint64_t index, change_set& changes);
+    // `now_ns` is the owner's clock when it logged the entry (engine::clock, ns):
+    // the only time the fsm sees (lock-delay), so a log entry is (index, now_ns,
+    // command) and replaying entries gives the same tables.
+    result apply(const command& c, uint64_t index, change_set& changes, int64_t now_ns = 0);
     const snapshot& tables() const noexcept { return s_; }
 
 private:
-    result apply_kv(const kv_op& op, uint64_t index, change_set& changes);
+    result apply_kv(const kv_op& op, uint64_t index, int64_t now_ns, change_set& changes);
     snapshot s_;
 };
 

@@ -61,6 +61,7 @@ void watch_hub::notify(const change_set& cs) {
     if (cs.nodes_table) wake(topic::nodes_table, "");
     if (cs.services_table) wake(topic::services_table, "");
     if (cs.checks_table) wake(topic::checks_table, "");
+    if (cs.sessions_table) wake(topic::sessions_table, "");
 }
 
 void watch_hub::notify_all() {

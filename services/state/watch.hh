@@ -19,7 +19,8 @@
 
 namespace pharos::state {
 
-enum class topic : uint8_t { kv_key, kv_prefix, service, node, nodes_table, services_table, checks_table, count };
+enum class topic : uint8_t { kv_key, kv_prefix, service, node, nodes_table, services_table, checks_table, sessions_table,
+                           count };
 
 // What one applied write changed (names may repeat).
 struct change_set {
@@ -27,10 +28,10 @@ struct change_set {
     std::vector<std::string> kv_keys;
     std::vector<std::string> services;
     std::vector<std::string> nodes;
-    bool nodes_table = false, services_table = false, checks_table = false;
+    bool nodes_table = false, services_table = false, checks_table = false, sessions_table = false;
     bool empty() const noexcept {
         return kv_keys.empty() && services.empty() && nodes.empty() && !nodes_table && !services_table &&
-               !checks_table;
+               !checks_table && !sessions_table;
     }
 };
 

@@ -7,6 +7,7 @@
 #include "engine/reactor.hh"
 #include "engine/snapshot.hh"
 #include "services/api/http_api.hh"
+#include "services/session/ttl.hh"
 #include "tests/support/coro_test.hh"
 
 namespace pharos::apitest {
@@ -92,13 +93,17 @@ inline engine::task<void> with_api(engine::task<void> (*body)(const api::context
     co_await st.start(&st, &pub);
     agent::agent ag(cfg, &st);
     co_await ag.start();
+    session::ttl_timers timers(&st);
+    timers.start();
     api::context ctx;
     ctx.state = &st;
     ctx.agent = &ag;
     ctx.agent_shard = engine::this_shard();
+    ctx.session_timers = &timers;
     ctx.datacenter = cfg.datacenter;
     co_await body(&ctx);
     co_await ag.stop();
+    co_await timers.stop();
     co_await st.stop();
 }
 

@@ -16,6 +16,7 @@
 #include "engine/snapshot.hh"
 #include "services/agent/agent.hh"
 #include "services/api/http_api.hh"
+#include "services/session/ttl.hh"
 #include "services/state/state.hh"
 
 namespace pharos::tools {
@@ -95,12 +96,15 @@ task<int> agent_main(agent_args a) {
     agent::agent ag(a.cfg, &st);
     co_await ag.start();
     co_await register_config_definitions(ag);
+    session::ttl_timers timers(&st);  // on the state owner (this shard)
+    timers.start();
 
     sharded<http::server> srv;
     api::context ctx;
     ctx.state = &st;
     ctx.agent = &ag;
     ctx.agent_shard = this_shard();
+    ctx.session_timers = &timers;
     ctx.datacenter = a.cfg.datacenter;
     ctx.server_addr = a.server_addr;
     ctx.kv_max_value_size = size_t(a.cfg.limits.kv_max_value_size);
@@ -134,6 +138,7 @@ task<int> agent_main(agent_args a) {
     co_await st.invoke_on_all([](state::service& s) { s.begin_stop(); });
     co_await ag.stop();
     co_await srv.stop();
+    co_await timers.stop();
     co_await st.stop();
     co_return rc;
 }
