@@ -175,8 +175,7 @@ task<response> session_read(const context* ctx, request& r, list_kind k, std::st
     std::string key = "session" + std::to_string(int(k));
     key.push_back('\0');
     key += arg;
-    rendered res = co_await blocking_read(ctx, o, state::topic::sessions_table, "", std::move(fn), std::move(key));
-    co_return to_response(std::move(res));
+    co_return blocking_read(ctx, o, state::topic::sessions_table, "", std::move(fn), std::move(key), to_response);
 }
 
 }  // namespace
