@@ -993,13 +993,17 @@ load_result load(int argc, char** argv, int first_arg) {
     return load(args);
 }
 
-std::string http_addr(const config& c) {
-    std::string a = c.addresses.http.empty() ? c.client_addr : c.addresses.http;
+namespace {
+std::string first_addr(const std::string& a) {
     auto start = a.find_first_not_of(" \t");
     if (start == std::string::npos) return {};
     auto end = a.find_first_of(" \t", start);
     return a.substr(start, end == std::string::npos ? std::string::npos : end - start);
 }
+}  // namespace
+
+std::string http_addr(const config& c) { return first_addr(c.addresses.http.empty() ? c.client_addr : c.addresses.http); }
+std::string dns_addr(const config& c) { return first_addr(c.addresses.dns.empty() ? c.client_addr : c.addresses.dns); }
 
 void write_pid_file(const std::string& path) {
     FILE* f = std::fopen(path.c_str(), "w");

@@ -158,6 +158,8 @@ load_result load(const std::vector<std::string>& args);
 // The address HTTP listens on: addresses.http if set, else the first entry of
 // client_addr.
 std::string http_addr(const config& c);
+// The same for DNS (addresses.dns).
+std::string dns_addr(const config& c);
 
 // Writes the process id (decimal, no newline, as Consul) to `path`; throws
 // std::runtime_error on failure. remove_pid_file ignores a missing file.
