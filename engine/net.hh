@@ -173,6 +173,10 @@ public:
     void close() noexcept;
     uint16_t port() const;
     uint64_t send_errors() const noexcept { return st_ ? st_->send_errors : 0; }
+    // Datagrams already read from the kernel and waiting for recv_from(). A
+    // server that answers in a loop yields when this reaches 0, so that the
+    // turn ends and its queued answers leave before it reads the next batch.
+    size_t buffered() const noexcept { return st_ ? st_->rx.size() : 0; }
 
 private:
     struct state : reactor::flush_hook {

@@ -37,6 +37,33 @@ bool skip_rr(std::string_view pkt, size_t& pos, name& scratch, uint16_t* type_ou
     return true;
 }
 
+// Splits lower-case text "a.b.c" into label starts and the hash of every
+// suffix (starting at each label). Returns the label count, or -1 if a label
+// is empty or longer than 63.
+int suffix_hashes(std::string_view t, uint16_t* starts, uint32_t* hashes) {
+    int n = 0;
+    size_t begin = 0;
+    for (size_t i = 0; i <= t.size(); ++i) {
+        if (i == t.size() || t[i] == '.') {
+            size_t len = i - begin;
+            if (len == 0 || len > 63 || n >= int(max_labels)) return -1;
+            starts[n++] = uint16_t(begin);
+            begin = i + 1;
+        }
+    }
+    // A cheap hash per suffix (its first 8 bytes and its length): the table
+    // compares the text on a hash match, so this only has to spread.
+    for (int k = 0; k < n; ++k) {
+        size_t len = t.size() - starts[k];
+        uint64_t w = 0;
+        std::memcpy(&w, t.data() + starts[k], len < 8 ? len : 8);
+        w ^= uint64_t(len) << 56;
+        w *= 0x9E3779B97F4A7C15ull;
+        hashes[k] = uint32_t(w >> 32);
+    }
+    return n;
+}
+
 }  // namespace
 
 bool read_name(std::string_view pkt, size_t& pos, name& out) noexcept {
@@ -174,6 +201,7 @@ void writer::begin(std::string& out, const query& q, uint16_t flags, bool compre
     compress_ = compress;
     counts_ = {};
     entries_ = 0;
+    slots_.fill(0);
     names_.clear();
     out.assign(12, '\0');
     put16(out, 0, q.id);
@@ -183,11 +211,13 @@ void writer::begin(std::string& out, const query& q, uint16_t flags, bool compre
     u16(q.qtype);
     u16(q.qclass);
     // Every suffix of the question name is at a known offset.
+    uint16_t starts[max_labels];
+    uint32_t hashes[max_labels];
+    int n = suffix_hashes(q.qname.text(), starts, hashes);
     size_t off = 12;
-    for (size_t i = 0; i < q.qname.labels; ++i) {
-        std::string_view suffix = q.qname.text().substr(q.qname.label_off[i]);
-        remember(suffix, off);
-        off += 1 + q.qname.label_len[i];
+    for (int i = 0; i < n; ++i) {
+        remember(q.qname.text().substr(starts[i]), off, hashes[i]);
+        off += 1 + q.qname.label_len[size_t(i)];
     }
 }
 
@@ -204,23 +234,35 @@ void writer::set_flag(uint16_t fl, bool on) noexcept {
 }
 
 void writer::u16(uint16_t v) {
-    out_->push_back(char(v >> 8));
-    out_->push_back(char(v & 0xFF));
+    const char b[2] = {char(v >> 8), char(v & 0xFF)};
+    out_->append(b, 2);
 }
 
 void writer::u32(uint32_t v) {
-    u16(uint16_t(v >> 16));
-    u16(uint16_t(v & 0xFFFF));
+    const char b[4] = {char(v >> 24), char((v >> 16) & 0xFF), char((v >> 8) & 0xFF), char(v & 0xFF)};
+    out_->append(b, 4);
 }
 
-void writer::remember(std::string_view lower_suffix, size_t offset) {
+void writer::remember(std::string_view lower_suffix, size_t offset, uint32_t hash) {
     if (offset >= 0x3FFF || entries_ >= table_.size() || lower_suffix.size() > 255) return;
     entry e;
     e.text_off = uint32_t(names_.size());
     e.text_len = uint16_t(lower_suffix.size());
     e.offset = uint16_t(offset);
+    e.hash = hash;
     names_.append(lower_suffix);
-    table_[entries_++] = e;
+    table_[entries_] = e;
+    index_entry(entries_);
+    ++entries_;
+}
+
+void writer::index_entry(size_t e) {
+    size_t mask = slots_.size() - 1;
+    for (size_t i = table_[e].hash & mask;; i = (i + 1) & mask)
+        if (slots_[i] == 0) {
+            slots_[i] = uint16_t(e + 1);
+            return;
+        }
 }
 
 // Writes `text` as a name. With `compress`, the longest suffix already in the
@@ -232,35 +274,31 @@ bool writer::put_name(std::string_view text, bool compress) {
         out_->push_back('\0');
         return true;
     }
-    // Lower-case once into a small local buffer.
     char low[256];
     for (size_t i = 0; i < text.size(); ++i) low[i] = lower_ascii(uint8_t(text[i]));
     std::string_view lt(low, text.size());
-    size_t start = 0;
-    size_t begin_size = out_->size();
-    while (start < lt.size()) {
-        std::string_view suffix = lt.substr(start);
+    uint16_t starts[max_labels];
+    uint32_t hashes[max_labels];
+    int n = suffix_hashes(lt, starts, hashes);
+    if (n < 0) return false;
+    for (int k = 0; k < n; ++k) {
+        std::string_view suffix = lt.substr(starts[k]);
         if (compress) {
-            for (size_t e = 0; e < entries_; ++e) {
-                const entry& en = table_[e];
-                if (en.text_len == suffix.size() &&
+            size_t mask = slots_.size() - 1;
+            for (size_t i = hashes[k] & mask; slots_[i] != 0; i = (i + 1) & mask) {
+                const entry& en = table_[slots_[i] - 1];
+                if (en.hash == hashes[k] && en.text_len == suffix.size() &&
                     std::memcmp(names_.data() + en.text_off, suffix.data(), suffix.size()) == 0) {
                     u16(uint16_t(0xC000 | en.offset));
                     return true;
                 }
             }
         }
-        size_t dot = lt.find('.', start);
-        if (dot == std::string_view::npos) dot = lt.size();
-        size_t len = dot - start;
-        if (len == 0 || len > 63) {
-            out_->resize(begin_size);
-            return false;
-        }
-        remember(suffix, out_->size());
+        remember(suffix, out_->size(), hashes[k]);
+        size_t end = k + 1 < n ? size_t(starts[k + 1]) - 1 : lt.size();
+        size_t len = end - starts[k];
         out_->push_back(char(len));
-        out_->append(text.substr(start, len));
-        start = dot + 1;
+        out_->append(text.substr(starts[k], len));
     }
     out_->push_back('\0');
     return true;
@@ -271,12 +309,10 @@ void writer::bump(section s) { ++counts_[size_t(s)]; }
 void writer::begin_rr_qname(section s, uint16_t type, uint32_t ttl) {
     cur_ = s;
     rr_start_ = out_->size();
-    u16(0xC00C);
-    u16(type);
-    u16(class_in);
-    u32(ttl);
-    rdlen_pos_ = out_->size();
-    u16(0);
+    const char b[12] = {char(0xC0), 0x0C, char(type >> 8), char(type & 0xFF), 0, char(class_in),
+                        char(ttl >> 24), char((ttl >> 16) & 0xFF), char((ttl >> 8) & 0xFF), char(ttl & 0xFF), 0, 0};
+    out_->append(b, sizeof b);
+    rdlen_pos_ = out_->size() - 2;
 }
 
 bool writer::begin_rr(section s, std::string_view owner, uint16_t type, uint32_t ttl) {
@@ -316,9 +352,15 @@ void writer::end_rr() {
 void writer::cancel_rr() {
     out_->resize(rr_start_);
     // Forget table entries that point into the abandoned record.
+    bool dropped = false;
     while (entries_ > 0 && table_[entries_ - 1].offset >= rr_start_) {
         names_.resize(table_[entries_ - 1].text_off);
         --entries_;
+        dropped = true;
+    }
+    if (dropped) {
+        slots_.fill(0);
+        for (size_t e = 0; e < entries_; ++e) index_entry(e);
     }
 }
 

@@ -128,13 +128,14 @@ public:
 
 private:
     bool put_name(std::string_view text, bool compress);
-    void remember(std::string_view lower_suffix, size_t offset);
+    void remember(std::string_view lower_suffix, size_t offset, uint32_t hash);
     void bump(section s);
 
     struct entry {
         uint32_t text_off;  // into names_
         uint16_t text_len;
         uint16_t offset;  // in the message
+        uint32_t hash;    // of the suffix text, compared first
     };
     std::string* out_ = nullptr;
     bool compress_ = true;
@@ -143,8 +144,10 @@ private:
     section cur_ = section::answer;
     std::array<uint16_t, 3> counts_{};
     std::string names_;  // lower-cased suffixes the table refers to
-    std::array<entry, 96> table_{};
+    std::array<entry, 192> table_{};
     size_t entries_ = 0;
+    std::array<uint16_t, 512> slots_{};  // open addressing by hash: entry index + 1, 0 = empty
+    void index_entry(size_t e);
 };
 
 }  // namespace pharos::dns

@@ -19,6 +19,31 @@ enum accept_bits : unsigned { accept_v4 = 1, accept_v6 = 2, accept_any = 4, acce
 
 // 4 or 16 bytes, or 0 if `s` is not an IP literal.
 int parse_ip(std::string_view s, uint8_t* out) {
+    // Dotted quads without a library call (the common case), else inet_pton.
+    {
+        int part = 0, val = -1, digits = 0;
+        bool ok = !s.empty();
+        for (size_t i = 0; i < s.size() && ok; ++i) {
+            char c = s[i];
+            if (c >= '0' && c <= '9') {
+                if (digits == 3 || (digits > 0 && val == 0)) ok = false;  // no leading zeros, as Go
+                val = (val < 0 ? 0 : val) * 10 + (c - '0');
+                ++digits;
+                if (val > 255) ok = false;
+            } else if (c == '.' && digits > 0 && part < 3) {
+                out[part++] = uint8_t(val);
+                val = -1;
+                digits = 0;
+            } else {
+                ok = false;
+            }
+        }
+        if (ok && part == 3 && digits > 0) {
+            out[3] = uint8_t(val);
+            return 4;
+        }
+        if (s.find(':') == std::string_view::npos) return 0;
+    }
     char buf[64];
     if (s.empty() || s.size() >= sizeof buf) return 0;
     std::memcpy(buf, s.data(), s.size());
@@ -238,6 +263,34 @@ verdict resolver::answer(std::string_view pkt, const state::snapshot& snap, bool
         resp_domain = &cfg_.alt_domain;
 
     if (resp_domain) {
+        if (&snap != cache_snap_ || snap.index != cache_index_ || cache_.size() >= 16384) {
+            cache_.clear();
+            cache_snap_ = &snap;
+            cache_index_ = snap.index;
+        }
+        key_.clear();
+        key_.push_back(char(q.qtype >> 8));
+        key_.push_back(char(q.qtype & 0xFF));
+        key_.append(q.qname.text());
+        auto hit = cache_.find(key_);
+        if (hit != cache_.end()) {
+            ++cache_hits_;
+            const cached& c = hit->second;
+            recs_.assign(c.recs.begin(), c.recs.end());
+            arena_.assign(c.arena);
+            if (c.shuffle) {
+                // Fisher-Yates over the answer records, in place among their positions.
+                kept_.clear();
+                for (uint32_t i = 0; i < recs_.size(); ++i)
+                    if (recs_[i].section == uint8_t(writer::section::answer)) kept_.push_back(i);
+                for (size_t i = kept_.size(); i > 1; --i)
+                    std::swap(recs_[kept_[i - 1]], recs_[kept_[next_random() % i]]);
+            }
+            if (c.rc == rcode::nxdomain) ++stats_.nxdomain;
+            finish(out, q, c.rc, udp);
+            return verdict::reply;
+        }
+        shuffled_ = false;
         uint8_t rc = rcode::noerror;
         if (q.qtype == type::SOA) {
             add_soa(uint8_t(writer::section::answer), *resp_domain);
@@ -258,6 +311,11 @@ verdict resolver::answer(std::string_view pkt, const state::snapshot& snap, bool
                 rc = rcode::servfail;
             }
         }
+        cached& c = cache_[key_];
+        c.rc = rc;
+        c.shuffle = shuffled_;
+        c.recs.assign(recs_.begin(), recs_.end());
+        c.arena.assign(arena_);
         finish(out, q, rc, udp);
         return verdict::reply;
     }
@@ -409,6 +467,7 @@ resolver::outcome resolver::service_lookup(const query& q, std::string_view serv
     }
     if (cands_.empty()) return outcome::nxdomain;
     for (size_t i = cands_.size(); i > 1; --i) std::swap(cands_[i - 1], cands_[next_random() % i]);
+    shuffled_ = true;
 
     const uint32_t ttl = service_ttl(service);
     const uint8_t ans = uint8_t(writer::section::answer), add = uint8_t(writer::section::additional);
@@ -515,8 +574,15 @@ resolver::outcome resolver::service_lookup(const query& q, std::string_view serv
             uint16_t t = address_type_for(q.qtype, fam);
             if (!t) continue;
             bool dup = false;
-            for (auto& r : recs_)
-                if (r.type == t && std::memcmp(r.ip, ip, size_t(fam)) == 0) dup = true;
+            for (auto& r : recs_) {
+                if (r.type != t) continue;
+                bool same = true;
+                for (int b = 0; b < fam && same; ++b) same = r.ip[b] == ip[b];
+                if (same) {
+                    dup = true;
+                    break;
+                }
+            }
             if (dup) continue;
             record r;
             r.type = t;
@@ -701,7 +767,6 @@ void resolver::add_soa(uint8_t section, const std::string& resp_domain) {
     r.ttl = cfg_.s.soa_min_ttl;
     r.target = put_fqdn("ns.", resp_domain, "", "");
     r.target2 = put_fqdn("hostmaster.", resp_domain, "", "");
-    r.soa[0] = uint32_t(std::time(nullptr));
     r.soa[1] = cfg_.s.soa_refresh;
     r.soa[2] = cfg_.s.soa_retry;
     r.soa[3] = cfg_.s.soa_expire;
@@ -722,6 +787,7 @@ void resolver::add_nameservers(const std::string& resp_domain, const state::snap
         cands_.push_back(candidate{&s, n, h});
     });
     for (size_t i = cands_.size(); i > 1; --i) std::swap(cands_[i - 1], cands_[next_random() % i]);
+    shuffled_ = true;
     const uint32_t ttl = uint32_t(cfg_.s.node_ttl_s);
     span owner = put(resp_domain);
     size_t done = 0;
@@ -785,7 +851,8 @@ size_t resolver::encode(std::string& out, const query& q, uint8_t rc, size_t ans
         case type::TXT: w.character_strings(view(r.target)); break;
         case type::SOA:
             ok = w.rdata_name(view(r.target), true) && w.rdata_name(view(r.target2), true);
-            for (uint32_t v : r.soa) w.u32(v);
+            w.u32(uint32_t(std::time(nullptr)));  // serial: now, as Consul
+            for (int k = 1; k < 5; ++k) w.u32(r.soa[k]);
             break;
         default: break;
         }

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "protocols/dns/wire.hh"
@@ -69,6 +70,7 @@ public:
     bool servfail(std::string_view pkt, std::string& out);
 
     const resolver_stats& stats() const noexcept { return stats_; }
+    uint64_t cache_hits() const noexcept { return cache_hits_; }
     const resolver_config& config() const noexcept { return cfg_; }
     // Seeds the shuffle (tests).
     void seed(uint64_t s) noexcept { rng_ = s ? s : 1; }
@@ -131,6 +133,21 @@ private:
     std::vector<std::pair<std::string, uint32_t>> ttl_prefixes_;  // longest first
     resolver_stats stats_;
     uint64_t rng_ = 0x9E3779B97F4A7C15ull;
+
+    // Answers in the domain depend only on (type, name, snapshot): their records
+    // are kept until the snapshot changes and re-shuffled and re-encoded per query.
+    struct cached {
+        uint8_t rc = 0;
+        bool shuffle = false;
+        std::vector<record> recs;
+        std::string arena;
+    };
+    std::unordered_map<std::string, cached> cache_;
+    const state::snapshot* cache_snap_ = nullptr;
+    uint64_t cache_index_ = 0;
+    uint64_t cache_hits_ = 0;
+    std::string key_;
+    bool shuffled_ = false;  // the current lookup shuffled its answers
 
     // Per-query scratch.
     query q_;

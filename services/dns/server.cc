@@ -137,6 +137,9 @@ task<void> server::udp_loop() {
             std::string q(d->data.view());
             this_reactor().spawn(forward_udp(std::move(q), d->from).with_cancel(&cancel_));
         }
+        // End of a received batch: let the turn end so the answers are sent now
+        // (sends leave at the end of a turn) before reading the next batch.
+        if (udp_.buffered() == 0) co_await yield();
     }
     gate_.leave();
 }
