@@ -37,31 +37,14 @@ bool skip_rr(std::string_view pkt, size_t& pos, name& scratch, uint16_t* type_ou
     return true;
 }
 
-// Splits lower-case text "a.b.c" into label starts and the hash of every
-// suffix (starting at each label). Returns the label count, or -1 if a label
-// is empty or longer than 63.
-int suffix_hashes(std::string_view t, uint16_t* starts, uint32_t* hashes) {
-    int n = 0;
-    size_t begin = 0;
-    for (size_t i = 0; i <= t.size(); ++i) {
-        if (i == t.size() || t[i] == '.') {
-            size_t len = i - begin;
-            if (len == 0 || len > 63 || n >= int(max_labels)) return -1;
-            starts[n++] = uint16_t(begin);
-            begin = i + 1;
-        }
-    }
-    // A cheap hash per suffix (its first 8 bytes and its length): the table
-    // compares the text on a hash match, so this only has to spread.
-    for (int k = 0; k < n; ++k) {
-        size_t len = t.size() - starts[k];
-        uint64_t w = 0;
-        std::memcpy(&w, t.data() + starts[k], len < 8 ? len : 8);
-        w ^= uint64_t(len) << 56;
-        w *= 0x9E3779B97F4A7C15ull;
-        hashes[k] = uint32_t(w >> 32);
-    }
-    return n;
+// A cheap hash of a lower-case suffix (its first 8 bytes and its length): the
+// table compares the name itself on a hash match, so this only has to spread.
+inline uint32_t suffix_hash(std::string_view t) noexcept {
+    uint64_t w = 0;
+    std::memcpy(&w, t.data(), t.size() < 8 ? t.size() : 8);
+    w ^= uint64_t(t.size()) << 56;
+    w *= 0x9E3779B97F4A7C15ull;
+    return uint32_t(w >> 32);
 }
 
 }  // namespace
@@ -202,7 +185,6 @@ void writer::begin(std::string& out, const query& q, uint16_t flags, bool compre
     counts_ = {};
     entries_ = 0;
     slots_.fill(0);
-    names_.clear();
     out.assign(12, '\0');
     put16(out, 0, q.id);
     put16(out, 2, uint16_t(flag::qr | (q.flags & (0x7800 | flag::rd | flag::cd)) | flags));
@@ -211,13 +193,10 @@ void writer::begin(std::string& out, const query& q, uint16_t flags, bool compre
     u16(q.qtype);
     u16(q.qclass);
     // Every suffix of the question name is at a known offset.
-    uint16_t starts[max_labels];
-    uint32_t hashes[max_labels];
-    int n = suffix_hashes(q.qname.text(), starts, hashes);
     size_t off = 12;
-    for (int i = 0; i < n; ++i) {
-        remember(q.qname.text().substr(starts[i]), off, hashes[i]);
-        off += 1 + q.qname.label_len[size_t(i)];
+    for (size_t i = 0; i < q.qname.labels; ++i) {
+        remember(off, suffix_hash(q.qname.text().substr(q.qname.label_off[i])));
+        off += 1 + q.qname.label_len[i];
     }
 }
 
@@ -243,17 +222,38 @@ void writer::u32(uint32_t v) {
     out_->append(b, 4);
 }
 
-void writer::remember(std::string_view lower_suffix, size_t offset, uint32_t hash) {
-    if (offset >= 0x3FFF || entries_ >= table_.size() || lower_suffix.size() > 255) return;
-    entry e;
-    e.text_off = uint32_t(names_.size());
-    e.text_len = uint16_t(lower_suffix.size());
-    e.offset = uint16_t(offset);
-    e.hash = hash;
-    names_.append(lower_suffix);
-    table_[entries_] = e;
+void writer::remember(size_t offset, uint32_t hash) {
+    if (offset >= 0x3FFF || entries_ >= table_.size()) return;
+    table_[entries_] = entry{uint16_t(offset), hash};
     index_entry(entries_);
     ++entries_;
+}
+
+// Whether the name at `off` in the message (labels, maybe pointers) spells
+// `lower_text` ("a.b.c", lower case), ignoring case in the message.
+bool writer::wire_equals(size_t off, std::string_view t) const noexcept {
+    const std::string& m = *out_;
+    size_t i = 0;
+    bool done = false;
+    for (int guard = 0; guard < 256 && off < m.size(); ++guard) {
+        uint8_t len = uint8_t(m[off]);
+        if ((len & 0xC0) == 0xC0) {
+            if (off + 1 >= m.size()) return false;
+            off = size_t(((len & 0x3F) << 8) | uint8_t(m[off + 1]));
+            continue;
+        }
+        if (len == 0) return done;
+        if (done || i + len > t.size()) return false;
+        for (size_t k = 0; k < len; ++k)
+            if (lower_ascii(uint8_t(m[off + 1 + k])) != t[i + k]) return false;
+        i += len;
+        if (i == t.size())
+            done = true;
+        else if (t[i++] != '.')
+            return false;
+        off += 1 + len;
+    }
+    return false;
 }
 
 void writer::index_entry(size_t e) {
@@ -269,7 +269,7 @@ void writer::index_entry(size_t e) {
 // table becomes a pointer. Every new suffix is remembered.
 bool writer::put_name(std::string_view text, bool compress) {
     if (!text.empty() && text.back() == '.') text.remove_suffix(1);
-    if (text.size() > 253) return false;
+    if (text.size() > 253 || (!text.empty() && text.back() == '.')) return false;
     if (text.empty()) {
         out_->push_back('\0');
         return true;
@@ -277,28 +277,43 @@ bool writer::put_name(std::string_view text, bool compress) {
     char low[256];
     for (size_t i = 0; i < text.size(); ++i) low[i] = lower_ascii(uint8_t(text[i]));
     std::string_view lt(low, text.size());
-    uint16_t starts[max_labels];
-    uint32_t hashes[max_labels];
-    int n = suffix_hashes(lt, starts, hashes);
-    if (n < 0) return false;
-    for (int k = 0; k < n; ++k) {
-        std::string_view suffix = lt.substr(starts[k]);
-        if (compress) {
+    size_t begin_size = out_->size();
+    size_t begin_entries = entries_;
+    size_t start = 0;
+    bool known = false;
+    while (start < lt.size()) {
+        std::string_view suffix = lt.substr(start);
+        uint32_t h = suffix_hash(suffix);
+        if (!known) {
             size_t mask = slots_.size() - 1;
-            for (size_t i = hashes[k] & mask; slots_[i] != 0; i = (i + 1) & mask) {
+            for (size_t i = h & mask; slots_[i] != 0; i = (i + 1) & mask) {
                 const entry& en = table_[slots_[i] - 1];
-                if (en.hash == hashes[k] && en.text_len == suffix.size() &&
-                    std::memcmp(names_.data() + en.text_off, suffix.data(), suffix.size()) == 0) {
-                    u16(uint16_t(0xC000 | en.offset));
-                    return true;
+                if (en.hash == h && wire_equals(en.offset, suffix)) {
+                    if (compress) {
+                        u16(uint16_t(0xC000 | en.offset));
+                        return true;
+                    }
+                    known = true;  // this suffix (and so every shorter one) is in the table already
+                    break;
                 }
             }
         }
-        remember(suffix, out_->size(), hashes[k]);
-        size_t end = k + 1 < n ? size_t(starts[k + 1]) - 1 : lt.size();
-        size_t len = end - starts[k];
+        const void* dotp = std::memchr(lt.data() + start, '.', lt.size() - start);
+        size_t dot = dotp ? size_t(static_cast<const char*>(dotp) - lt.data()) : lt.size();
+        size_t len = dot - start;
+        if (len == 0 || len > 63) {
+            out_->resize(begin_size);
+            if (entries_ != begin_entries) {
+                entries_ = begin_entries;
+                slots_.fill(0);
+                for (size_t e = 0; e < entries_; ++e) index_entry(e);
+            }
+            return false;
+        }
+        if (!known) remember(out_->size(), h);
         out_->push_back(char(len));
-        out_->append(text.substr(starts[k], len));
+        out_->append(text.substr(start, len));
+        start = dot + 1;
     }
     out_->push_back('\0');
     return true;
@@ -354,7 +369,6 @@ void writer::cancel_rr() {
     // Forget table entries that point into the abandoned record.
     bool dropped = false;
     while (entries_ > 0 && table_[entries_ - 1].offset >= rr_start_) {
-        names_.resize(table_[entries_ - 1].text_off);
         --entries_;
         dropped = true;
     }

@@ -128,13 +128,12 @@ public:
 
 private:
     bool put_name(std::string_view text, bool compress);
-    void remember(std::string_view lower_suffix, size_t offset, uint32_t hash);
+    void remember(size_t offset, uint32_t hash);
+    bool wire_equals(size_t off, std::string_view lower_text) const noexcept;
     void bump(section s);
 
     struct entry {
-        uint32_t text_off;  // into names_
-        uint16_t text_len;
-        uint16_t offset;  // in the message
+        uint16_t offset;  // of the suffix's first label in the message
         uint32_t hash;    // of the suffix text, compared first
     };
     std::string* out_ = nullptr;
@@ -143,8 +142,7 @@ private:
     size_t rdlen_pos_ = 0;
     section cur_ = section::answer;
     std::array<uint16_t, 3> counts_{};
-    std::string names_;  // lower-cased suffixes the table refers to
-    std::array<entry, 192> table_{};
+    std::array<entry, 256> table_{};
     size_t entries_ = 0;
     std::array<uint16_t, 512> slots_{};  // open addressing by hash: entry index + 1, 0 = empty
     void index_entry(size_t e);

@@ -52,9 +52,19 @@ task<void> fake_udp_recursor(udp_socket* s, int answers) {
     }
 }
 
-task<void> fake_tcp_recursor(tcp_listener* l) {
-    auto c = co_await l->accept(after(std::chrono::seconds(10)));
-    if (!c) co_return;
+task<void> fake_tcp_connection(tcp_stream conn);
+
+// Answers `connections` TCP connections (the server opens one per forwarded query).
+task<void> fake_tcp_recursor(tcp_listener* l, int connections) {
+    for (int i = 0; i < connections; ++i) {
+        auto c = co_await l->accept(after(std::chrono::seconds(10)));
+        if (!c) co_return;
+        co_await fake_tcp_connection(std::move(*c));
+    }
+}
+
+task<void> fake_tcp_connection(tcp_stream conn) {
+    tcp_stream* c = &conn;
     std::string in;
     for (;;) {
         if (in.size() >= 2) {
@@ -141,7 +151,7 @@ PHAROS_CORO_TEST(dns_server, answers_udp_and_tcp_on_every_shard_and_forwards_oth
     auto rec_tcp = tcp_listener::listen(loopback(rec_udp->port()), listen_options{16, false});
     CO_ASSERT_TRUE(bool(rec_tcp));
     this_reactor().spawn(fake_udp_recursor(&*rec_udp, 1));
-    this_reactor().spawn(fake_tcp_recursor(&*rec_tcp));
+    this_reactor().spawn(fake_tcp_recursor(&*rec_tcp, 2));
 
     dns::server_config sc;
     sc.port = free_port();
