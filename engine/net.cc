@@ -273,17 +273,23 @@ result<tcp_listener> tcp_listener::listen(socket_address at, listen_options opt)
     return l;
 }
 
-result<void> tcp_listener::check_free(socket_address at) {
-    int fd = ::socket(at.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+namespace {
+result<void> port_free(socket_address at, int type) {
+    int fd = ::socket(at.family(), type | SOCK_CLOEXEC, 0);
     if (fd < 0) return last_error();
     int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // TIME_WAIT leftovers do not count
+    // TCP: TIME_WAIT leftovers do not count. (Not for UDP, where SO_REUSEADDR would share the port.)
+    if (type == SOCK_STREAM) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     int rc = ::bind(fd, at.sa(), at.len);
     auto ec = rc < 0 ? last_error() : std::error_code();
     ::close(fd);
     if (ec) return ec;
     return {};
 }
+}  // namespace
+
+result<void> tcp_listener::check_free(socket_address at) { return port_free(at, SOCK_STREAM); }
+result<void> tcp_listener::check_free_udp(socket_address at) { return port_free(at, SOCK_DGRAM); }
 
 uint16_t tcp_listener::port() const { return st_ ? local_port(st_->fd) : 0; }
 

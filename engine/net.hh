@@ -135,6 +135,8 @@ public:
     // SO_REUSEPORT (which would otherwise let a second process share the port and
     // steal part of its connections). Call before the first shard listens.
     static result<void> check_free(socket_address at);
+    // The same for a UDP port.
+    static result<void> check_free_udp(socket_address at);
     // The next accepted connection. Cancel safety: a cancelled accept loses no
     // connection; it stays queued for the next call.
     task<result<tcp_stream>> accept(deadline dl = no_deadline);
@@ -178,6 +180,10 @@ public:
     void close() noexcept;
     uint16_t port() const;
     uint64_t send_errors() const noexcept { return st_ ? st_->send_errors : 0; }
+    // Datagrams already read from the kernel and waiting for recv_from(). A
+    // server that answers in a loop yields when this reaches 0, so that the
+    // turn ends and its queued answers leave before it reads the next batch.
+    size_t buffered() const noexcept { return st_ ? st_->rx.size() : 0; }
 
 private:
     struct state : reactor::flush_hook {

@@ -265,6 +265,66 @@ struct file_reader {
         }
     }
 
+    void dns_config(element e) {
+        auto secs = [&](const std::string& key, element v) {
+            auto d = duration(key, v);
+            if (d.count() < 0) value_error(key, "must not be negative");
+            return int64_t(std::chrono::duration_cast<std::chrono::seconds>(d).count());
+        };
+        for (auto f : object("dns_config", e)) {
+            std::string k(f.key), key = "dns_config." + k;
+            if (f.value.is_null()) continue;
+            dns_settings& d = c.dns;
+            if (k == "allow_stale")
+                d.allow_stale = boolean(key, f.value);
+            else if (k == "node_ttl")
+                d.node_ttl_s = secs(key, f.value);
+            else if (k == "service_ttl") {
+                for (auto s : object(key, f.value)) {
+                    std::string name(s.key);
+                    d.service_ttl_s[name] = secs(key + "." + name, s.value);
+                }
+            } else if (k == "only_passing")
+                d.only_passing = boolean(key, f.value);
+            else if (k == "udp_answer_limit") {
+                int64_t n = integer(key, f.value);
+                if (n < 0) value_error(key, "must not be negative");
+                d.udp_answer_limit = int(n);
+            } else if (k == "a_record_limit") {
+                int64_t n = integer(key, f.value);
+                if (n < 0) value_error(key, "must not be negative");
+                d.a_record_limit = int(n);
+            } else if (k == "enable_truncate")
+                d.enable_truncate = boolean(key, f.value);
+            else if (k == "enable_additional_node_meta_txt")
+                d.enable_additional_node_meta_txt = boolean(key, f.value);
+            else if (k == "disable_compression")
+                d.disable_compression = boolean(key, f.value);
+            else if (k == "recursor_timeout")
+                d.recursor_timeout = duration(key, f.value);
+            else if (k == "soa") {
+                for (auto s : object(key, f.value)) {
+                    std::string sk(s.key), skey = key + "." + sk;
+                    uint32_t v = uint32_t(size(skey, s.value));
+                    if (sk == "refresh")
+                        d.soa_refresh = v;
+                    else if (sk == "retry")
+                        d.soa_retry = v;
+                    else if (sk == "expire")
+                        d.soa_expire = v;
+                    else if (sk == "min_ttl")
+                        d.soa_min_ttl = v;
+                    else
+                        unknown(skey);
+                }
+            } else if (k == "max_stale" || k == "use_cache" || k == "cache_max_age" || k == "recursor_strategy" ||
+                       k == "enable_truncate_udp" || k == "prefer_namespace")
+                ignore(key);
+            else
+                unknown(key);
+        }
+    }
+
     void ui_config(element e) {
         for (auto f : object("ui_config", e)) {
             std::string k(f.key), key = "ui_config." + k;
@@ -484,7 +544,7 @@ void file_reader::top(const std::string& k, element v) {
     else if (k == "recursors")
         append_list(k, v, c.recursors);
     else if (k == "dns_config") {
-        object(k, v);
+        dns_config(v);
         c.dns_config_json = simdjson::to_string(v);
     } else if (k == "service")
         append_raw(k, v, c.service_definitions_json, false);
@@ -933,13 +993,17 @@ load_result load(int argc, char** argv, int first_arg) {
     return load(args);
 }
 
-std::string http_addr(const config& c) {
-    std::string a = c.addresses.http.empty() ? c.client_addr : c.addresses.http;
+namespace {
+std::string first_addr(const std::string& a) {
     auto start = a.find_first_not_of(" \t");
     if (start == std::string::npos) return {};
     auto end = a.find_first_of(" \t", start);
     return a.substr(start, end == std::string::npos ? std::string::npos : end - start);
 }
+}  // namespace
+
+std::string http_addr(const config& c) { return first_addr(c.addresses.http.empty() ? c.client_addr : c.addresses.http); }
+std::string dns_addr(const config& c) { return first_addr(c.addresses.dns.empty() ? c.client_addr : c.addresses.dns); }
 
 void write_pid_file(const std::string& path) {
     FILE* f = std::fopen(path.c_str(), "w");

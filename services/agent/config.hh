@@ -42,6 +42,22 @@ struct addresses_config {
     std::string http, https, dns, grpc, grpc_tls;
 };
 
+// "dns_config" (Consul's names and defaults). TTLs in whole seconds as Consul
+// sends them; service_ttl keys may end in '*' (longest prefix wins, "*" matches all).
+struct dns_settings {
+    bool allow_stale = true;  // stored: reads are always local here
+    int64_t node_ttl_s = 0;
+    std::map<std::string, int64_t> service_ttl_s;
+    bool only_passing = false;
+    int udp_answer_limit = 3;
+    int a_record_limit = 0;  // 0: no limit
+    bool enable_truncate = false;
+    bool enable_additional_node_meta_txt = true;
+    bool disable_compression = false;
+    std::chrono::nanoseconds recursor_timeout = std::chrono::seconds(2);
+    uint32_t soa_refresh = 3600, soa_retry = 600, soa_expire = 86400, soa_min_ttl = 0;
+};
+
 struct limits_config {
     int http_max_conns_per_client = 200;
     int rpc_max_conns_per_client = 100;
@@ -109,6 +125,7 @@ struct config {
     std::vector<std::string> recursors;  // -recursor / "recursors"
     std::string dns_config_json;         // the raw "dns_config" object (JSON text; empty if absent); the
                                          // last file that sets it wins
+    dns_settings dns;                    // "dns_config", parsed (keys merge across files)
 
     // Service and check definitions from config files ("service", "services",
     // "check", "checks"): each element as raw JSON text, in file order.
@@ -141,6 +158,8 @@ load_result load(const std::vector<std::string>& args);
 // The address HTTP listens on: addresses.http if set, else the first entry of
 // client_addr.
 std::string http_addr(const config& c);
+// The same for DNS (addresses.dns).
+std::string dns_addr(const config& c);
 
 // Writes the process id (decimal, no newline, as Consul) to `path`; throws
 // std::runtime_error on failure. remove_pid_file ignores a missing file.

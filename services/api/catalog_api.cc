@@ -146,9 +146,7 @@ rendered render_health_service(const read_options& o, const std::string& name, b
         const node* n = c.get_node(svc.node);
         if (!n || !node_meta_matches(*n, o)) return;
         checks.clear();
-        c.for_each_node_check(svc.node, [&](const check& ch) {
-            if (ch.service_id.empty() || ch.service_id == svc.id) checks.push_back(&ch);
-        });
+        c.for_each_instance_check(svc, [&](const check& ch) { checks.push_back(&ch); });
         if (passing && !passing_only(checks)) return;
         if (o.flt) {
             checks_view cv{&checks, {}};

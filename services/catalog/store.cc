@@ -6,6 +6,12 @@ bool valid_status(std::string_view s) {
     return s == "passing" || s == "warning" || s == "critical" || s == "maintenance";
 }
 
+health status_health(std::string_view s) noexcept {
+    if (s == "passing") return health::passing;
+    if (s == "warning") return health::warning;
+    return health::critical;
+}
+
 namespace {
 
 bool same_node(const node& a, const node& b) {

@@ -98,6 +98,12 @@ struct check {
 
 bool valid_status(std::string_view s);
 
+// An instance's health as /v1/health/service and DNS filter it: the worst
+// status among its own checks and its node's node-level checks
+// ("maintenance" counts as critical).
+enum class health : uint8_t { passing, warning, critical };
+health status_health(std::string_view status) noexcept;
+
 // Consul's RegisterRequest: a node, optionally one service, and checks.
 struct register_request {
     node n;                  // name and address required
@@ -162,6 +168,23 @@ public:
     template <class F>
     void for_each_check(F&& fn) const {
         checks_.for_each_prefix("", [&](const std::string&, const std::shared_ptr<const check>& c) { fn(*c); });
+    }
+
+    // The checks that decide an instance's health: its node's node-level checks
+    // and the instance's own, sorted by check ID.
+    template <class F>
+    void for_each_instance_check(const service& s, F&& fn) const {
+        for_each_node_check(s.node, [&](const check& c) {
+            if (c.service_id.empty() || c.service_id == s.id) fn(c);
+        });
+    }
+    health instance_health(const service& s) const {
+        health h = health::passing;
+        for_each_instance_check(s, [&](const check& c) {
+            health ch = status_health(c.status);
+            if (ch > h) h = ch;
+        });
+        return h;
     }
 
     size_t node_count() const noexcept { return nodes_.size(); }

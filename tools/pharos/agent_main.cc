@@ -17,6 +17,7 @@
 #include "services/agent/agent.hh"
 #include "services/api/http_api.hh"
 #include "services/session/ttl.hh"
+#include "services/dns/server.hh"
 #include "services/state/state.hh"
 
 namespace pharos::tools {
@@ -124,6 +125,21 @@ task<int> agent_main(agent_args a) {
         log(log_level::error, "%s", e.what());
         started = false;
     }
+    // DNS on every shard (ports.dns <= 0 disables it).
+    sharded<dns::server> dns_srv;
+    if (started && a.cfg.ports.dns > 0) {
+        dns::server_config dc;
+        dc.addr = agent::dns_addr(a.cfg);
+        dc.port = uint16_t(a.cfg.ports.dns);
+        dc.recursors = a.cfg.recursors;
+        try {
+            co_await dns_srv.start(dc, dns::resolver_config_from(a.cfg), &st);
+            log(log_level::info, "DNS on %s:%d (udp, tcp)", dc.addr.c_str(), a.cfg.ports.dns);
+        } catch (const std::exception& e) {
+            log(log_level::error, "%s", e.what());
+            started = false;
+        }
+    }
     int rc = 1;
     if (started) {
         log(log_level::info, "%s on %u shard(s), backend %s", a.what.c_str(), this_reactor().group().size(),
@@ -137,6 +153,7 @@ task<int> agent_main(agent_args a) {
     // Blocked queries (state and agent) answer now; then requests drain.
     co_await st.invoke_on_all([](state::service& s) { s.begin_stop(); });
     co_await ag.stop();
+    co_await dns_srv.stop();
     co_await srv.stop();
     co_await timers.stop();
     co_await st.stop();
