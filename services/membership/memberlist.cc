@@ -66,7 +66,6 @@ config config::local(std::string name, address advertise) {
     return c;
 }
 
-namespace {
 // Go's suspicionTimeout: mult × max(1, log10(max(1, n))) × interval, the scale in whole thousandths.
 duration suspicion_timeout(int mult, size_t n, duration interval) {
     double scale = std::max(1.0, std::log10(std::max(1.0, double(n))));
@@ -83,6 +82,7 @@ duration remaining_suspicion(int confirmations, int k, duration elapsed, duratio
     return timeout - elapsed;
 }
 
+namespace {
 bool dead_or_left(const member& m) { return m.state == node_state::dead || m.state == node_state::left; }
 }  // namespace
 

@@ -119,6 +119,10 @@ struct counters {
     uint64_t suspects_raised = 0, deaths_declared = 0, refutes = 0;
 };
 
+// Lifeguard's suspicion arithmetic (Go's suspicionTimeout / remainingSuspicionTime), exposed for tests.
+duration suspicion_timeout(int mult, size_t n, duration interval);
+duration remaining_suspicion(int confirmations, int k, duration elapsed, duration min, duration max);
+
 class memberlist {
 public:
     memberlist(config cfg, transport& t, delegate d = {}, uint64_t seed = 1);
