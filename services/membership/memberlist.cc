@@ -145,6 +145,7 @@ void memberlist::start() {
     a.node = cfg_.name;
     a.addr = cfg_.advertise.ip;
     a.port = cfg_.advertise.port;
+    a.meta = cfg_.meta;
     a.vsn = self_vsn();
     alive_node(a, true);
     auto now = t_.now();

@@ -46,6 +46,7 @@ struct address {
 struct config {
     std::string name;
     address advertise;  // where peers reach us (UDP and TCP on the same port)
+    std::string meta;   // our Meta at start (<= 512 bytes); update_meta() changes it later
     duration tcp_timeout = std::chrono::seconds(10);
     int indirect_checks = 3;
     int retransmit_mult = 4;
