@@ -878,7 +878,7 @@ std::string memberlist::handle_stream(const address&, std::string_view bytes) {
         ++stats_.streams_bad;
         g::err_resp er;
         er.error = g::to_string(e);
-        return g::seal_stream(g::encode_msg(er), false, gossip::wire_options{});
+        return g::seal_stream(g::encode_msg(er), cfg_.enable_compression, cfg_.wire);  // as Go's sendErr
     }
     std::string_view body = std::string_view(msg).substr(1);
     switch (g::msg_type(uint8_t(msg[0]))) {
