@@ -392,7 +392,7 @@ void memberlist::probe_timeout_phase() {
 void memberlist::probe_deadline() {
     if (!probe_) return;
     probe_->deadline_timer = 0;
-    if (probe_->tcp_ok) return finish_probe(true, 0);  // UDP seems broken, but the node lives
+    if (probe_->tcp_ok) return finish_probe(true, -1);  // UDP seems broken, but the node lives (a success for Go)
     int delta = 1;
     if (probe_->expected_nacks > 0) delta = probe_->expected_nacks - probe_->nacks;
     g::suspect s{probe_->target_incarnation, probe_->target, cfg_.name};
