@@ -4,6 +4,8 @@
 // counting of bad packets.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "services/membership/sim.hh"
 
 using namespace pharos::membership;
@@ -129,4 +131,40 @@ TEST(membership_engine, bad_packets_are_counted_and_dropped) {
     EXPECT_EQ(ml.stats().messages_bad, 1u);
     EXPECT_EQ(ml.stats().messages_unknown, 1u);
     EXPECT_EQ(ml.stats().packets_in, 7u);
+}
+
+TEST(membership_engine, mutated_traffic_never_crashes_a_node_and_is_counted) {
+    // Real packets of a 3-node cluster, mutated at random and fed to n0 as packets and streams.
+    sim_network net({});
+    for (int i = 0; i < 3; ++i) net.add(config::lan("", {}));
+    for (int i = 0; i < 3; ++i) net.node(i).start();
+    net.node(1).join({net.addr(0)});
+    net.node(2).join({net.addr(0)});
+    net.run_for(3s);
+    std::vector<std::string> corpus;
+    corpus.push_back(g::encode_msg(g::suspect{1, "n1", "n2"}));
+    g::alive a;
+    a.incarnation = 7, a.node = "n9", a.addr = std::string("\x0a\0\0\x09", 4), a.port = 7946, a.vsn = unhex("010502000000");
+    corpus.push_back(g::add_crc(g::encode_msg(a)));
+    std::vector<std::string> parts{corpus[0], corpus[1], g::encode_msg(g::ping{3, "n0", "", 0, ""})};
+    corpus.push_back(g::compress_message(g::make_compound(parts)));
+    corpus.push_back(g::seal_stream(g::encode_msg(g::ping{4, "n0", "", 0, ""}), true, {}));
+    std::mt19937_64 rng(99);
+    auto& n0 = net.node(0);
+    for (int i = 0; i < 20000; ++i) {
+        std::string m = corpus[rng() % corpus.size()];
+        for (int k = 0, ops = 1 + int(rng() % 3); k < ops && !m.empty(); ++k) {
+            size_t at = rng() % m.size();
+            if (rng() % 3 == 0) m.resize(at);
+            else m[at] = char(rng());
+        }
+        if (i % 2) n0.handle_packet(net.addr(1), m);
+        else (void)n0.handle_stream(net.addr(1), m);
+        if (i % 1000 == 0) net.run_for(50ms);
+    }
+    EXPECT_GT(n0.stats().packets_bad + n0.stats().messages_bad, 0u);
+    EXPECT_GT(n0.stats().streams_bad, 0u);
+    net.run_for(10s);
+    EXPECT_NE(n0.find("n1"), nullptr);
+    EXPECT_EQ(n0.find("n0")->state, node_state::alive);
 }
