@@ -1,0 +1,919 @@
+// SWIM + Lifeguard engine; see memberlist.hh. Behaviour follows the spec's
+// description of Go memberlist 0.2.2 (§11, §12); comments name the Go step.
+#include "services/membership/memberlist.hh"
+
+#include <algorithm>
+#include <cmath>
+
+namespace pharos::membership {
+
+using namespace std::chrono_literals;
+namespace g = gossip;
+
+address address::v4(uint8_t a, uint8_t b, uint8_t c, uint8_t d, uint16_t port) {
+    address r;
+    r.ip = {char(a), char(b), char(c), char(d)};
+    r.port = port;
+    return r;
+}
+
+std::string address::to_string() const {
+    std::string s;
+    if (ip.size() == 4) {
+        for (int i = 0; i < 4; ++i) s += (i ? "." : "") + std::to_string(uint8_t(ip[i]));
+    } else {
+        static const char* h = "0123456789abcdef";
+        s += "[";
+        for (size_t i = 0; i < ip.size(); ++i) {
+            if (i && i % 2 == 0) s += ":";
+            s += h[uint8_t(ip[i]) >> 4], s += h[uint8_t(ip[i]) & 15];
+        }
+        s += "]";
+    }
+    return s + ":" + std::to_string(port);
+}
+
+config config::lan(std::string name, address advertise) {
+    config c;
+    c.name = std::move(name);
+    c.advertise = std::move(advertise);
+    return c;
+}
+
+config config::wan(std::string name, address advertise) {
+    config c = lan(std::move(name), std::move(advertise));
+    c.tcp_timeout = 30s;
+    c.suspicion_mult = 6;
+    c.push_pull_interval = 60s;
+    c.probe_timeout = 3s;
+    c.probe_interval = 5s;
+    c.gossip_nodes = 4;
+    c.gossip_interval = 500ms;
+    c.gossip_to_the_dead_time = 60s;
+    return c;
+}
+
+config config::local(std::string name, address advertise) {
+    config c = lan(std::move(name), std::move(advertise));
+    c.tcp_timeout = 1s;
+    c.indirect_checks = 1;
+    c.retransmit_mult = 2;
+    c.suspicion_mult = 3;
+    c.push_pull_interval = 15s;
+    c.probe_timeout = 200ms;
+    c.gossip_interval = 100ms;
+    c.gossip_to_the_dead_time = 15s;
+    return c;
+}
+
+// Go's suspicionTimeout: mult × max(1, log10(max(1, n))) × interval, the scale in whole thousandths.
+duration suspicion_timeout(int mult, size_t n, duration interval) {
+    double scale = std::max(1.0, std::log10(std::max(1.0, double(n))));
+    return mult * (int64_t(scale * 1000) * interval) / 1000;
+}
+
+// Go's remainingSuspicionTime.
+duration remaining_suspicion(int confirmations, int k, duration elapsed, duration min, duration max) {
+    double frac = std::log(double(confirmations) + 1.0) / std::log(double(k) + 1.0);
+    double mins = std::chrono::duration<double>(min).count(), maxs = std::chrono::duration<double>(max).count();
+    double raw = maxs - frac * (maxs - mins);
+    duration timeout = std::chrono::milliseconds(int64_t(std::floor(1000.0 * raw)));
+    if (timeout < min) timeout = min;
+    return timeout - elapsed;
+}
+
+namespace {
+bool dead_or_left(const member& m) { return m.state == node_state::dead || m.state == node_state::left; }
+}  // namespace
+
+memberlist::memberlist(config cfg, transport& t, delegate d, uint64_t seed)
+    : cfg_(std::move(cfg)), t_(t), d_(std::move(d)), rng_(seed) {}
+
+memberlist::~memberlist() { *alive_token_ = false; }
+
+// --- timers ---
+
+uint64_t memberlist::at(time_point t, std::function<void()> fn) {
+    uint64_t id = ++next_timer_;
+    bool earliest = timers_.empty() || t < timers_.begin()->first.first;
+    timers_.emplace(std::make_pair(t, id), std::move(fn));
+    timer_at_[id] = t;
+    if (earliest) t_.wake_at(t);
+    return id;
+}
+
+void memberlist::cancel(uint64_t id) {
+    auto f = timer_at_.find(id);
+    if (f == timer_at_.end()) return;
+    timers_.erase({f->second, id});
+    timer_at_.erase(f);
+}
+
+time_point memberlist::next_deadline() const {
+    return timers_.empty() ? time_point::max() : timers_.begin()->first.first;
+}
+
+void memberlist::run_timers() {
+    auto now = t_.now();
+    while (!timers_.empty() && timers_.begin()->first.first <= now) {
+        auto it = timers_.begin();
+        auto fn = std::move(it->second);
+        timer_at_.erase(it->first.second);
+        timers_.erase(it);
+        fn();
+    }
+    if (!timers_.empty()) t_.wake_at(timers_.begin()->first.first);
+}
+
+// --- lifecycle ---
+
+std::string memberlist::self_vsn() const {
+    std::string v;
+    v.push_back(char(1));
+    v.push_back(char(5));
+    v.push_back(char(cfg_.protocol_version));
+    v.push_back(char(cfg_.delegate_min));
+    v.push_back(char(cfg_.delegate_max));
+    v.push_back(char(cfg_.delegate_version));
+    return v;
+}
+
+void memberlist::start() {
+    running_ = true;
+    g::alive a;
+    a.incarnation = ++incarnation_;
+    a.node = cfg_.name;
+    a.addr = cfg_.advertise.ip;
+    a.port = cfg_.advertise.port;
+    a.meta = cfg_.meta;
+    a.vsn = self_vsn();
+    alive_node(a, true);
+    auto now = t_.now();
+    auto stagger = [&](duration d) { return duration(int64_t(rng_() % uint64_t(std::max<int64_t>(1, d.count())))); };
+    at(now + stagger(cfg_.probe_interval), [this] { probe_tick(); });
+    at(now + stagger(cfg_.gossip_interval), [this] { gossip_tick(); });
+    at(now + stagger(cfg_.push_pull_interval), [this] { push_pull_tick(); });
+    if (cfg_.reconnect_interval.count() > 0) at(now + stagger(cfg_.reconnect_interval), [this] { reconnect_tick(); });
+}
+
+void memberlist::reconnect_tick() {
+    // Serf's reconnector: with probability failed/alive, push/pull (Join) with one random failed member.
+    if (!running_) return;
+    auto now = t_.now();
+    at(now + cfg_.reconnect_interval, [this] { reconnect_tick(); });
+    for (auto it = failed_.begin(); it != failed_.end();) {
+        if (now - it->second.second > cfg_.reconnect_timeout)
+            it = failed_.erase(it);
+        else
+            ++it;
+    }
+    if (failed_.empty()) return;
+    double alive = double(std::max<size_t>(1, num_alive()));
+    if (double(rng_() % 1000000) / 1e6 > double(failed_.size()) / alive) return;
+    auto pick = failed_.begin();
+    std::advance(pick, long(rng_() % failed_.size()));
+    push_pull_with(pick->second.first, true, {});
+}
+
+void memberlist::shutdown() {
+    running_ = false;
+    *alive_token_ = false;
+    alive_token_ = std::make_shared<bool>(true);
+    timers_.clear();
+    timer_at_.clear();
+    probe_.reset();
+    relays_.clear();
+    suspicions_.clear();
+}
+
+// --- helpers ---
+
+void memberlist::apply_awareness(int delta) {
+    awareness_ = std::clamp(awareness_ + delta, 0, cfg_.awareness_max_multiplier - 1);
+}
+
+size_t memberlist::packet_overhead() const {
+    size_t o = 0;
+    if (cfg_.wire.keys && !cfg_.wire.keys->empty() && cfg_.wire.verify_outgoing)
+        o += g::keyring::overhead(cfg_.wire.encryption_version);
+    if (!cfg_.wire.label.empty()) o += 2 + cfg_.wire.label.size();
+    return o;
+}
+
+int memberlist::transmit_limit() const {
+    return cfg_.retransmit_mult * int(std::ceil(std::log10(double(nodes_.size()) + 1.0)));
+}
+
+std::vector<const member*> memberlist::random_nodes(int k, const std::function<bool(const member&)>& skip) {
+    // Go's kRandomNodes: random picks from the probe list, up to 3n tries.
+    std::vector<const member*> out;
+    size_t n = order_.size();
+    for (size_t i = 0; i < 3 * n && out.size() < size_t(k); ++i) {
+        const member& m = nodes_.at(order_[rng_() % n]);
+        if (skip(m) || std::find(out.begin(), out.end(), &m) != out.end()) continue;
+        out.push_back(&m);
+    }
+    return out;
+}
+
+std::vector<member> memberlist::members() const {
+    std::vector<member> out;
+    out.reserve(order_.size());
+    for (const auto& name : order_) out.push_back(nodes_.at(name));
+    return out;
+}
+
+const member* memberlist::find(const std::string& name) const {
+    auto f = nodes_.find(name);
+    return f == nodes_.end() ? nullptr : &f->second;
+}
+
+size_t memberlist::num_alive() const {
+    size_t n = 0;
+    for (const auto& [_, m] : nodes_) n += !dead_or_left(m);
+    return n;
+}
+
+size_t memberlist::count(node_state s) const {
+    size_t n = 0;
+    for (const auto& [_, m] : nodes_) n += m.state == s;
+    return n;
+}
+
+// --- sending ---
+
+void memberlist::send_msg(const address& to, std::string msg) {
+    // Go's sendMsg: piggyback queued broadcasts (memberlist's, then the delegate's) into a compound.
+    size_t overhead = 2 + packet_overhead();
+    size_t budget = cfg_.udp_buffer_size > msg.size() + overhead ? cfg_.udp_buffer_size - msg.size() - overhead : 0;
+    int limit = transmit_limit();
+    auto extra = broadcasts_.get(2, budget, limit);
+    size_t used = 0;
+    for (auto& e : extra) used += e.size() + 2;
+    if (budget > used + 3) {
+        for (auto& u : user_broadcasts_.get(2, budget - used, limit)) extra.push_back(std::move(u));
+    }
+    if (extra.empty()) return raw_send(to, std::move(msg), nullptr);
+    extra.insert(extra.begin(), std::move(msg));
+    for (size_t i = 0; i < extra.size(); i += 255) {
+        std::span<const std::string> part(extra.data() + i, std::min<size_t>(255, extra.size() - i));
+        raw_send(to, g::make_compound(part), nullptr);
+    }
+}
+
+void memberlist::raw_send(const address& to, std::string packet, const member* known) {
+    if (cfg_.enable_compression) {
+        auto c = g::compress_message(packet);
+        if (c.size() < packet.size()) packet = std::move(c);
+    }
+    if (known && known->pmax() >= 5) packet = g::add_crc(packet);
+    packet = g::seal_packet(std::move(packet), cfg_.wire);
+    ++stats_.packets_out;
+    stats_.bytes_out += packet.size();
+    t_.send_packet(to, std::move(packet));
+}
+
+// --- probing (SWIM with Lifeguard) ---
+
+void memberlist::probe_tick() {
+    if (!running_) return;
+    at(t_.now() + cfg_.probe_interval, [this] { probe_tick(); });
+    if (probe_) return;  // a scaled probe is still running: this tick is skipped, as Go's ticker drops it
+    // Go's probe(): round-robin over the node list, skipping self, dead and left; reset at wrap.
+    size_t checked = 0;
+    while (checked < order_.size()) {
+        if (probe_index_ >= order_.size()) {
+            reset_nodes();
+            probe_index_ = 0;
+            ++checked;
+            continue;
+        }
+        const member& m = nodes_.at(order_[probe_index_++]);
+        if (m.name == cfg_.name || dead_or_left(m)) {
+            ++checked;
+            continue;
+        }
+        start_probe(m);
+        return;
+    }
+}
+
+void memberlist::reset_nodes() {
+    auto now = t_.now();
+    std::vector<std::string> keep;
+    keep.reserve(order_.size());
+    for (auto& name : order_) {
+        const member& m = nodes_.at(name);
+        if (dead_or_left(m) && now - m.state_change > cfg_.gossip_to_the_dead_time && name != cfg_.name) {
+            nodes_.erase(name);
+            continue;
+        }
+        keep.push_back(std::move(name));
+    }
+    order_ = std::move(keep);
+    std::shuffle(order_.begin(), order_.end(), rng_);
+}
+
+void memberlist::start_probe(const member& target) {
+    ++stats_.probes;
+    probe_state p;
+    p.seq = ++seq_;
+    p.target = target.name;
+    p.target_incarnation = target.incarnation;
+    p.sent = t_.now();
+    g::ping ping;
+    ping.seq_no = p.seq;
+    ping.node = target.name;
+    ping.source_addr = cfg_.advertise.ip;
+    ping.source_port = cfg_.advertise.port;
+    ping.source_node = cfg_.name;
+    if (target.state == node_state::alive) {
+        send_msg(target.addr, g::encode_msg(ping));
+    } else {
+        // A suspect gets ping + our suspicion, so it can refute; this path carries the CRC.
+        g::suspect s{target.incarnation, target.name, cfg_.name};
+        std::vector<std::string> parts{g::encode_msg(ping), g::encode_msg(s)};
+        raw_send(target.addr, g::make_compound(parts), &target);
+    }
+    p.timeout_timer = at(p.sent + cfg_.probe_timeout, [this] { probe_timeout_phase(); });
+    p.deadline_timer = at(p.sent + scaled(cfg_.probe_interval), [this] { probe_deadline(); });
+    probe_ = std::move(p);
+}
+
+void memberlist::probe_timeout_phase() {
+    if (!probe_) return;
+    probe_->timeout_timer = 0;
+    auto tf = nodes_.find(probe_->target);
+    if (tf == nodes_.end()) return;
+    const member target = tf->second;
+    // Indirect pings through up to k random alive members.
+    g::indirect_ping ind;
+    ind.seq_no = probe_->seq;
+    ind.target = target.addr.ip;
+    ind.port = target.addr.port;
+    ind.node = target.name;
+    ind.source_addr = cfg_.advertise.ip;
+    ind.source_port = cfg_.advertise.port;
+    ind.source_node = cfg_.name;
+    auto relays = random_nodes(cfg_.indirect_checks, [&](const member& m) {
+        return m.name == cfg_.name || m.name == target.name || m.state != node_state::alive;
+    });
+    for (const member* r : relays) {
+        ind.nack = r->pmax() >= 4;
+        probe_->expected_nacks += ind.nack;
+        send_msg(r->addr, g::encode_msg(ind));
+    }
+    // At the same moment, the TCP fallback with the same ping, until the probe deadline.
+    if (!cfg_.disable_tcp_pings && target.pmax() >= 3) {
+        g::ping ping;
+        ping.seq_no = probe_->seq;
+        ping.node = target.name;
+        ping.source_addr = cfg_.advertise.ip;
+        ping.source_port = cfg_.advertise.port;
+        ping.source_node = cfg_.name;
+        auto req = g::seal_stream(g::encode_msg(ping), cfg_.enable_compression, cfg_.wire);
+        uint32_t seq = probe_->seq;
+        std::weak_ptr<bool> token = alive_token_;
+        t_.stream(target.addr, std::move(req), true, probe_->sent + scaled(cfg_.probe_interval),
+                  [this, token, seq](std::optional<std::string> reply) {
+                      auto live = token.lock();
+                      if (!live || !*live || !reply || !probe_ || probe_->seq != seq) return;
+                      std::string msg;
+                      size_t used;
+                      if (g::open_stream(*reply, cfg_.wire, msg, used) != g::errc::ok) return;
+                      g::ack_resp a;
+                      if (uint8_t(msg[0]) == uint8_t(g::msg_type::ack) && g::decode(std::string_view(msg).substr(1), a) &&
+                          a.seq_no == seq)
+                          probe_->tcp_ok = true;
+                  });
+    }
+}
+
+void memberlist::probe_deadline() {
+    if (!probe_) return;
+    probe_->deadline_timer = 0;
+    if (probe_->tcp_ok) return finish_probe(true, -1);  // UDP seems broken, but the node lives (a success for Go)
+    int delta = 1;
+    if (probe_->expected_nacks > 0) delta = probe_->expected_nacks - probe_->nacks;
+    g::suspect s{probe_->target_incarnation, probe_->target, cfg_.name};
+    ++stats_.probes_failed;
+    finish_probe(false, delta);
+    suspect_node(s);
+}
+
+void memberlist::finish_probe(bool, int awareness_delta) {
+    if (!probe_) return;
+    if (probe_->timeout_timer) cancel(probe_->timeout_timer);
+    if (probe_->deadline_timer) cancel(probe_->deadline_timer);
+    probe_.reset();
+    apply_awareness(awareness_delta);
+}
+
+// --- messages in ---
+
+void memberlist::handle_packet(const address& from, std::string_view bytes) {
+    if (!running_) return;
+    ++stats_.packets_in;
+    stats_.bytes_in += bytes.size();
+    std::string inner;
+    if (g::open_packet(bytes, cfg_.wire, inner) != g::errc::ok) {
+        ++stats_.packets_bad;
+        return;
+    }
+    std::vector<std::string> msgs;
+    if (g::flatten(inner, msgs) != g::errc::ok) ++stats_.packets_bad;  // parts before the fault still count
+    for (const auto& m : msgs) handle_message(from, m);
+}
+
+void memberlist::handle_message(const address& from, std::string_view msg) {
+    std::string_view body = msg.substr(1);
+    bool ok = true;
+    switch (g::msg_type(uint8_t(msg[0]))) {
+    case g::msg_type::ping: {
+        g::ping p;
+        if ((ok = g::decode(body, p))) on_ping(from, p);
+        break;
+    }
+    case g::msg_type::indirect_ping: {
+        g::indirect_ping p;
+        if ((ok = g::decode(body, p))) on_indirect_ping(from, p);
+        break;
+    }
+    case g::msg_type::ack: {
+        g::ack_resp a;
+        if ((ok = g::decode(body, a))) on_ack(a);
+        break;
+    }
+    case g::msg_type::nack: {
+        g::nack_resp n;
+        if ((ok = g::decode(body, n))) on_nack(n);
+        break;
+    }
+    case g::msg_type::alive: {
+        g::alive a;
+        if ((ok = g::decode(body, a))) {
+            // Go ignores an alive with an impossible protocol range.
+            if (a.vsn.size() >= 3 && (a.vsn[0] == 0 || a.vsn[1] == 0 || uint8_t(a.vsn[0]) > uint8_t(a.vsn[1]))) break;
+            alive_node(a, false);
+        }
+        break;
+    }
+    case g::msg_type::suspect: {
+        g::suspect s;
+        if ((ok = g::decode(body, s))) suspect_node(s);
+        break;
+    }
+    case g::msg_type::dead: {
+        g::dead d;
+        if ((ok = g::decode(body, d))) dead_node(d);
+        break;
+    }
+    case g::msg_type::user:
+        if (d_.on_user_msg) d_.on_user_msg(body);
+        break;
+    default: ++stats_.messages_unknown; return;
+    }
+    if (!ok) ++stats_.messages_bad;
+}
+
+void memberlist::on_ping(const address& from, const g::ping& p) {
+    if (!p.node.empty() && p.node != cfg_.name) {
+        ++stats_.pings_wrong_node;
+        return;
+    }
+    g::ack_resp a;
+    a.seq_no = p.seq_no;
+    if (d_.ack_payload) a.payload = d_.ack_payload();
+    address to = from;
+    if (!p.source_addr.empty() && p.source_port > 0) to = address{p.source_addr, p.source_port};
+    send_msg(to, g::encode_msg(a));
+}
+
+void memberlist::on_indirect_ping(const address& from, const g::indirect_ping& ind) {
+    relay_state r;
+    r.orig_seq = ind.seq_no;
+    r.nack = ind.nack;
+    r.reply_to = from;
+    if (!ind.source_addr.empty() && ind.source_port > 0) r.reply_to = address{ind.source_addr, ind.source_port};
+    uint32_t local = ++seq_;
+    g::ping ping;
+    ping.seq_no = local;
+    ping.node = ind.node;
+    ping.source_addr = cfg_.advertise.ip;
+    ping.source_port = cfg_.advertise.port;
+    ping.source_node = cfg_.name;
+    // After ProbeTimeout without an ack: nack if asked, and forget the relay.
+    r.timer = at(t_.now() + cfg_.probe_timeout, [this, local] {
+        auto f = relays_.find(local);
+        if (f == relays_.end()) return;
+        auto rs = f->second;
+        relays_.erase(f);
+        if (rs.nack) send_msg(rs.reply_to, g::encode_msg(g::nack_resp{rs.orig_seq}));
+    });
+    relays_[local] = r;
+    uint16_t port = ind.port ? ind.port : cfg_.advertise.port;
+    send_msg(address{ind.target, port}, g::encode_msg(ping));
+}
+
+void memberlist::on_ack(const g::ack_resp& a) {
+    if (probe_ && probe_->seq == a.seq_no) {
+        finish_probe(true, -1);
+        return;
+    }
+    auto f = relays_.find(a.seq_no);
+    if (f == relays_.end()) return;
+    auto r = f->second;
+    relays_.erase(f);
+    cancel(r.timer);
+    g::ack_resp out;
+    out.seq_no = r.orig_seq;
+    send_msg(r.reply_to, g::encode_msg(out));
+}
+
+void memberlist::on_nack(const g::nack_resp& n) {
+    if (probe_ && probe_->seq == n.seq_no) ++probe_->nacks;
+}
+
+// --- the state machine ---
+
+void memberlist::alive_node(const g::alive& a, bool bootstrap) {
+    if (leaving_ && a.node == cfg_.name) return;
+    auto now = t_.now();
+    address addr{a.addr, a.port ? a.port : cfg_.advertise.port};
+    auto it = nodes_.find(a.node);
+    bool updates_node = false;
+    if (it == nodes_.end()) {
+        // New nodes start dead at incarnation 0 and go in at a random place in the probe order.
+        member m;
+        m.name = a.node;
+        m.addr = addr;
+        m.meta = a.meta;
+        m.vsn = a.vsn;
+        m.state = node_state::dead;
+        m.state_change = now;
+        it = nodes_.emplace(a.node, std::move(m)).first;
+        order_.push_back(a.node);
+        size_t j = rng_() % order_.size();
+        std::swap(order_[j], order_.back());
+    } else if (it->second.addr != addr) {
+        const member& m = it->second;
+        bool reclaim = cfg_.dead_node_reclaim_time.count() > 0 && m.state == node_state::dead &&
+                       now - m.state_change > cfg_.dead_node_reclaim_time;
+        if (m.state == node_state::left || reclaim) {
+            updates_node = true;
+        } else {
+            ++stats_.conflicts;
+            return;
+        }
+    }
+    member& m = it->second;
+    bool local = m.name == cfg_.name;
+    if (a.incarnation <= m.incarnation && !local && !updates_node) return;
+    if (a.incarnation < m.incarnation && local) return;
+    if (auto s = suspicions_.find(a.node); s != suspicions_.end()) {
+        cancel(s->second.timer);
+        suspicions_.erase(s);
+    }
+    node_state old_state = m.state;
+    std::string old_meta = m.meta;
+    if (!bootstrap && local) {
+        // A stale or forged alive about us: refute unless it says exactly what we say.
+        if (a.incarnation == m.incarnation && a.meta == m.meta && a.vsn == self_vsn()) return;
+        refute(m, a.incarnation);
+        return;
+    }
+    broadcasts_.queue(a.node, g::encode_msg(a));
+    if (!a.vsn.empty()) m.vsn = a.vsn;
+    m.incarnation = a.incarnation;
+    m.meta = a.meta;
+    m.addr = addr;
+    if (m.state != node_state::alive) {
+        m.state = node_state::alive;
+        m.state_change = now;
+    }
+    failed_.erase(m.name);
+    if (old_state == node_state::dead || old_state == node_state::left)
+        notify(d_.on_join, m);
+    else if (old_meta != m.meta)
+        notify(d_.on_update, m);
+}
+
+void memberlist::suspect_node(const g::suspect& s) {
+    auto it = nodes_.find(s.node);
+    if (it == nodes_.end()) return;
+    member& m = it->second;
+    if (s.incarnation < m.incarnation) return;
+    if (auto f = suspicions_.find(s.node); f != suspicions_.end()) {
+        confirm(s.node, f->second, s.from);
+        return;
+    }
+    if (m.state != node_state::alive) return;
+    if (m.name == cfg_.name) {
+        refute(m, s.incarnation);
+        return;
+    }
+    broadcasts_.queue(s.node, g::encode_msg(s));
+    auto now = t_.now();
+    m.incarnation = s.incarnation;
+    m.state = node_state::suspect;
+    m.state_change = now;
+    ++stats_.suspects_raised;
+    // Lifeguard's dynamic suspicion: start at max when confirmations are expected, shrink with each.
+    size_t n = nodes_.size();
+    int k = cfg_.suspicion_mult - 2;
+    if (int64_t(n) - 2 < k) k = 0;
+    suspicion sp;
+    sp.k = k;
+    sp.min = suspicion_timeout(cfg_.suspicion_mult, n, cfg_.probe_interval);
+    sp.max = cfg_.suspicion_max_timeout_mult * sp.min;
+    sp.start = now;
+    sp.state_change = now;
+    sp.from.push_back(s.from);
+    std::string node = s.node;
+    sp.timer = at(now + (k < 1 ? sp.min : sp.max), [this, node, now] { suspicion_fired(node, now); });
+    suspicions_[node] = std::move(sp);
+}
+
+void memberlist::confirm(const std::string& node, suspicion& s, const std::string& from) {
+    if (s.confirmations >= s.k) return;
+    if (std::find(s.from.begin(), s.from.end(), from) != s.from.end()) return;
+    s.from.push_back(from);
+    ++s.confirmations;
+    auto now = t_.now();
+    duration remaining = remaining_suspicion(s.confirmations, s.k, now - s.start, s.min, s.max);
+    cancel(s.timer);
+    auto change = s.state_change;
+    s.timer = at(remaining > duration::zero() ? now + remaining : now,
+                 [this, node, change] { suspicion_fired(node, change); });
+    // A new, independent confirmation is gossiped on.
+    const member& m = nodes_.at(node);
+    broadcasts_.queue(node, g::encode_msg(g::suspect{m.incarnation, node, from}));
+}
+
+void memberlist::suspicion_fired(const std::string& node, time_point state_change) {
+    suspicions_.erase(node);
+    auto it = nodes_.find(node);
+    if (it == nodes_.end()) return;
+    const member& m = it->second;
+    if (m.state != node_state::suspect || m.state_change != state_change) return;
+    ++stats_.deaths_declared;
+    dead_node(g::dead{m.incarnation, node, cfg_.name});
+}
+
+void memberlist::dead_node(const g::dead& d, std::function<void()> on_sent) {
+    auto it = nodes_.find(d.node);
+    if (it == nodes_.end()) return;
+    member& m = it->second;
+    if (d.incarnation < m.incarnation) return;
+    if (auto s = suspicions_.find(d.node); s != suspicions_.end()) {
+        cancel(s->second.timer);
+        suspicions_.erase(s);
+    }
+    if (dead_or_left(m)) return;
+    if (m.name == cfg_.name) {
+        if (!leaving_) {
+            refute(m, d.incarnation);
+            return;
+        }
+        broadcasts_.queue(d.node, g::encode_msg(d), std::move(on_sent));
+    } else {
+        broadcasts_.queue(d.node, g::encode_msg(d));
+    }
+    m.incarnation = d.incarnation;
+    m.state = d.node == d.from ? node_state::left : node_state::dead;
+    m.state_change = t_.now();
+    if (m.state == node_state::dead && m.name != cfg_.name) failed_[m.name] = {m.addr, m.state_change};
+    else failed_.erase(m.name);
+    notify(d_.on_leave, m);
+}
+
+void memberlist::refute(member& me, uint32_t accused) {
+    uint32_t inc = ++incarnation_;
+    if (accused >= inc) inc = incarnation_ = accused + 1;
+    me.incarnation = inc;
+    ++stats_.refutes;
+    apply_awareness(1);
+    g::alive a;
+    a.incarnation = inc;
+    a.node = cfg_.name;
+    a.addr = cfg_.advertise.ip;
+    a.port = cfg_.advertise.port;
+    a.meta = me.meta;
+    a.vsn = self_vsn();
+    broadcasts_.queue(cfg_.name, g::encode_msg(a));
+}
+
+void memberlist::update_meta(std::string meta) {
+    g::alive a;
+    a.incarnation = ++incarnation_;
+    a.node = cfg_.name;
+    a.addr = cfg_.advertise.ip;
+    a.port = cfg_.advertise.port;
+    a.meta = std::move(meta);
+    a.vsn = self_vsn();
+    alive_node(a, true);
+}
+
+void memberlist::leave(std::function<void()> done) {
+    leaving_ = true;
+    auto it = nodes_.find(cfg_.name);
+    bool others = false;
+    for (const auto& [name, m] : nodes_) others |= name != cfg_.name && !dead_or_left(m);
+    if (it == nodes_.end() || !others) {
+        if (it != nodes_.end()) dead_node(g::dead{it->second.incarnation, cfg_.name, cfg_.name});
+        if (done) done();
+        return;
+    }
+    dead_node(g::dead{it->second.incarnation, cfg_.name, cfg_.name}, std::move(done));
+}
+
+// --- gossip and anti-entropy ---
+
+void memberlist::gossip_tick() {
+    if (!running_) return;
+    auto now = t_.now();
+    at(now + cfg_.gossip_interval, [this] { gossip_tick(); });
+    if (broadcasts_.size() == 0 && user_broadcasts_.size() == 0) return;
+    auto targets = random_nodes(cfg_.gossip_nodes, [&](const member& m) {
+        if (m.name == cfg_.name) return true;
+        switch (m.state) {
+        case node_state::alive:
+        case node_state::suspect: return false;
+        case node_state::dead: return now - m.state_change > cfg_.gossip_to_the_dead_time;
+        default: return true;
+        }
+    });
+    size_t budget = cfg_.udp_buffer_size - 2 - packet_overhead();
+    int limit = transmit_limit();
+    for (const member* m : targets) {
+        auto msgs = broadcasts_.get(2, budget, limit);
+        size_t used = 0;
+        for (auto& e : msgs) used += e.size() + 2;
+        if (budget > used + 3)
+            for (auto& u : user_broadcasts_.get(2, budget - used, limit)) msgs.push_back(std::move(u));
+        if (msgs.empty()) return;
+        if (msgs.size() == 1)
+            raw_send(m->addr, std::move(msgs[0]), m);
+        else
+            raw_send(m->addr, g::make_compound(msgs), m);
+    }
+}
+
+void memberlist::broadcast_user(std::string payload) {
+    std::string msg(1, char(g::msg_type::user));
+    msg += payload;
+    user_broadcasts_.queue("", std::move(msg));
+}
+
+void memberlist::send_user_best_effort(const address& to, std::string_view payload) {
+    std::string msg(1, char(g::msg_type::user));
+    msg += payload;
+    raw_send(to, std::move(msg), nullptr);
+}
+
+void memberlist::send_user_reliable(const address& to, std::string_view payload) {
+    std::string msg;
+    g::encode(g::user_msg_header{int64_t(payload.size())}, msg);
+    msg += payload;
+    t_.stream(to, g::seal_stream(msg, cfg_.enable_compression, cfg_.wire), false, t_.now() + cfg_.tcp_timeout,
+              [](std::optional<std::string>) {});
+}
+
+void memberlist::push_pull_tick() {
+    if (!running_) return;
+    size_t n = nodes_.size();
+    duration interval = cfg_.push_pull_interval;
+    if (n > 32) interval = interval * (int64_t(std::ceil(std::log2(double(n)) - 5.0)) + 1);
+    at(t_.now() + interval, [this] { push_pull_tick(); });
+    auto peers = random_nodes(1, [&](const member& m) { return m.name == cfg_.name || m.state != node_state::alive; });
+    if (peers.empty()) return;
+    push_pull_with(peers[0]->addr, false, {});
+}
+
+std::string memberlist::local_push_pull(bool join) {
+    g::push_pull pp;
+    pp.header.join = join;
+    pp.nodes.reserve(nodes_.size());
+    for (const auto& name : order_) {
+        const member& m = nodes_.at(name);
+        g::push_node_state s;
+        s.name = m.name;
+        s.addr = m.addr.ip;
+        s.port = m.addr.port;
+        s.meta = m.meta;
+        s.incarnation = m.incarnation;
+        s.state = m.state;
+        s.vsn = m.vsn;
+        pp.nodes.push_back(std::move(s));
+    }
+    if (d_.local_state) pp.user_state = d_.local_state(join);
+    return g::encode_push_pull(pp);
+}
+
+void memberlist::push_pull_with(const address& to, bool join, std::function<void(bool)> done) {
+    auto req = g::seal_stream(local_push_pull(join), cfg_.enable_compression, cfg_.wire);
+    std::weak_ptr<bool> token = alive_token_;
+    t_.stream(to, std::move(req), true, t_.now() + cfg_.tcp_timeout,
+              [this, token, done = std::move(done)](std::optional<std::string> reply) {
+                  auto live = token.lock();
+                  if (!live || !*live) return;
+                  bool ok = false;
+                  if (reply) {
+                      std::string msg;
+                      size_t used;
+                      g::push_pull pp;
+                      if (g::open_stream(*reply, cfg_.wire, msg, used) == g::errc::ok &&
+                          g::decode_push_pull(msg, pp) == g::errc::ok) {
+                          merge(pp);
+                          ok = true;
+                      } else {
+                          ++stats_.streams_bad;
+                      }
+                  }
+                  if (done) done(ok);
+              });
+}
+
+void memberlist::join(std::vector<address> addrs, std::function<void(int)> done) {
+    if (addrs.empty()) {
+        if (done) done(0);
+        return;
+    }
+    struct tally {
+        size_t left;
+        int ok = 0;
+        std::function<void(int)> done;
+    };
+    auto t = std::make_shared<tally>(tally{addrs.size(), 0, std::move(done)});
+    for (const auto& a : addrs) {
+        push_pull_with(a, true, [t](bool ok) {
+            t->ok += ok;
+            if (--t->left == 0 && t->done) t->done(t->ok);
+        });
+    }
+}
+
+void memberlist::merge(const g::push_pull& pp) {
+    for (const auto& r : pp.nodes) {
+        switch (r.state) {
+        case node_state::alive: {
+            g::alive a{r.incarnation, r.name, r.addr, r.port, r.meta, r.vsn};
+            if (a.vsn.size() >= 3 && (a.vsn[0] == 0 || a.vsn[1] == 0 || uint8_t(a.vsn[0]) > uint8_t(a.vsn[1]))) break;
+            alive_node(a, false);
+            break;
+        }
+        case node_state::left: dead_node(g::dead{r.incarnation, r.name, r.name}); break;
+        default: suspect_node(g::suspect{r.incarnation, r.name, cfg_.name}); break;  // a remote dead only suspects
+        }
+    }
+    if (d_.merge_remote_state && !pp.user_state.empty()) d_.merge_remote_state(pp.user_state, pp.header.join);
+}
+
+std::string memberlist::handle_stream(const address&, std::string_view bytes) {
+    if (!running_) return {};
+    ++stats_.streams_in;
+    std::string msg;
+    size_t used;
+    if (auto e = g::open_stream(bytes, cfg_.wire, msg, used); e != g::errc::ok) {
+        ++stats_.streams_bad;
+        g::err_resp er;
+        er.error = g::to_string(e);
+        return g::seal_stream(g::encode_msg(er), cfg_.enable_compression, cfg_.wire);  // as Go's sendErr
+    }
+    std::string_view body = std::string_view(msg).substr(1);
+    switch (g::msg_type(uint8_t(msg[0]))) {
+    case g::msg_type::ping: {
+        g::ping p;
+        if (!g::decode(body, p)) break;
+        if (!p.node.empty() && p.node != cfg_.name) {
+            ++stats_.pings_wrong_node;
+            return {};
+        }
+        g::ack_resp a;
+        a.seq_no = p.seq_no;
+        if (d_.ack_payload) a.payload = d_.ack_payload();
+        return g::seal_stream(g::encode_msg(a), cfg_.enable_compression, cfg_.wire);
+    }
+    case g::msg_type::push_pull: {
+        g::push_pull pp;
+        if (g::decode_push_pull(msg, pp) != g::errc::ok) break;
+        // Reply with our state before merging theirs, echoing the Join flag.
+        auto reply = g::seal_stream(local_push_pull(pp.header.join), cfg_.enable_compression, cfg_.wire);
+        merge(pp);
+        return reply;
+    }
+    case g::msg_type::user: {
+        g::user_msg_header h;
+        gossip::msgpack::reader r(body);
+        if (!g::decode(r, h) || h.user_msg_len < 0 || r.remaining() < size_t(h.user_msg_len)) break;
+        if (d_.on_user_msg)
+            d_.on_user_msg(std::string_view(reinterpret_cast<const char*>(r.pos()), size_t(h.user_msg_len)));
+        return {};
+    }
+    default: break;
+    }
+    ++stats_.streams_bad;
+    return {};
+}
+
+}  // namespace pharos::membership
