@@ -132,7 +132,9 @@ task<void> server::udp_loop() {
         auto d = co_await udp_.recv_from();
         if (!d) {
             if (gate_.closing() || is_cancelled(d.error()) || d.error().value() == EBADF) break;
-            continue;  // ICMP errors and the like
+            ++stats_.dropped;  // a receive error (ENOMEM and the like): give the shard a turn and go on
+            co_await yield();
+            continue;
         }
         ++stats_.udp_queries;
         const state::snapshot& snap = st_->local().read();

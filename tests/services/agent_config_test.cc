@@ -460,3 +460,35 @@ TEST(agent_config, pid_file_is_written_and_removed) {
     agent::remove_pid_file(p);  // a missing file is fine
     EXPECT_THROW(agent::write_pid_file(d.path() + "/no/such/dir/pid"), std::runtime_error);
 }
+
+TEST(agent_config, dns_config_keys_are_parsed_with_consul_defaults) {
+    temp_dir d;
+    auto f = d.write("dns.json", R"({"dns_config": {"node_ttl": "10s", "service_ttl": {"*": "5s", "web": "1m"},
+        "only_passing": true, "udp_answer_limit": 8, "a_record_limit": 2, "enable_truncate": true,
+        "recursor_timeout": "500ms", "soa": {"min_ttl": 30}, "enable_additional_node_meta_txt": false,
+        "no_such_key": 1}, "addresses": {"dns": "127.0.0.3"}})");
+    auto r = load({"-dev", "-config-file", f, "-dns-port", "8653"});
+    const agent::dns_settings& s = r.cfg.dns;
+    EXPECT_EQ(s.node_ttl_s, 10);
+    EXPECT_EQ(s.service_ttl_s.at("*"), 5);
+    EXPECT_EQ(s.service_ttl_s.at("web"), 60);
+    EXPECT_TRUE(s.only_passing);
+    EXPECT_EQ(s.udp_answer_limit, 8);
+    EXPECT_EQ(s.a_record_limit, 2);
+    EXPECT_TRUE(s.enable_truncate);
+    EXPECT_FALSE(s.enable_additional_node_meta_txt);
+    EXPECT_EQ(s.recursor_timeout, std::chrono::milliseconds(500));
+    EXPECT_EQ(s.soa_min_ttl, 30u);
+    EXPECT_EQ(s.soa_refresh, 3600u);
+    EXPECT_EQ(r.cfg.ports.dns, 8653);
+    EXPECT_EQ(agent::dns_addr(r.cfg), "127.0.0.3");
+    bool warned = false;
+    for (auto& w : r.warnings) warned = warned || w.find("dns_config.no_such_key") != std::string::npos;
+    EXPECT_TRUE(warned);
+
+    agent::config defaults;
+    EXPECT_EQ(defaults.dns.udp_answer_limit, 3);
+    EXPECT_FALSE(defaults.dns.enable_truncate);
+    EXPECT_FALSE(defaults.dns.only_passing);
+    EXPECT_EQ(defaults.ports.dns, 8600);
+}

@@ -146,10 +146,14 @@ PHAROS_CORO_TEST(dns_server, answers_udp_and_tcp_on_every_shard_and_forwards_oth
         EXPECT_TRUE(res.error.empty()) << res.error;
     }
 
-    auto rec_udp = udp_socket::bind(loopback(0));
-    CO_ASSERT_TRUE(bool(rec_udp));
-    auto rec_tcp = tcp_listener::listen(loopback(rec_udp->port()), listen_options{16, false});
-    CO_ASSERT_TRUE(bool(rec_tcp));
+    // The recursor listens on UDP and TCP on one port: retry until both binds succeed.
+    result<udp_socket> rec_udp = std::error_code(EADDRINUSE, std::system_category());
+    result<tcp_listener> rec_tcp = std::error_code(EADDRINUSE, std::system_category());
+    for (int attempt = 0; attempt < 50 && !(rec_udp && rec_tcp); ++attempt) {
+        rec_udp = udp_socket::bind(loopback(0));
+        if (rec_udp) rec_tcp = tcp_listener::listen(loopback(rec_udp->port()), listen_options{16, false});
+    }
+    CO_ASSERT_TRUE(rec_udp && rec_tcp);
     this_reactor().spawn(fake_udp_recursor(&*rec_udp, 1));
     this_reactor().spawn(fake_tcp_recursor(&*rec_tcp, 2));
 
