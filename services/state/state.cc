@@ -93,6 +93,16 @@ result fsm::apply(const command& c, uint64_t index, change_set& cs) {
             add_touched(cs, t);
             return r;
         },
+        [&](const check_updates& b) {
+            result r;
+            r.index = index;
+            r.ok = true;
+            catalog::touched t;
+            for (const check_update& u : b.updates)
+                s_.catalog.update_check(u.node, u.check_id, u.status, u.output, index, &t);  // gone: skipped
+            add_touched(cs, t);
+            return r;
+        },
     };
     result r = std::visit(visitor, c);
     s_.index = index;

@@ -19,6 +19,7 @@
 #include <memory>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "engine/gate.hh"
 #include "engine/smp.hh"
@@ -56,7 +57,14 @@ struct check_update {
     std::string output;
 };
 
-using command = std::variant<kv_op, catalog::register_request, catalog::deregister_request, check_update>;
+// Many check updates in one command (one index, one publish): probe results
+// batched per shard. Updates of checks that no longer exist are skipped.
+struct check_updates {
+    std::vector<check_update> updates;
+};
+
+using command =
+    std::variant<kv_op, catalog::register_request, catalog::deregister_request, check_update, check_updates>;
 
 struct result {
     bool ok = false;     // KV: the `true`/`false` Consul answers
