@@ -176,6 +176,7 @@ std::shared_ptr<const http_target> prepare_http(const http_options& o) {
         return t;
     }
     t->addr = *a;
+    t->addr_text = a->to_string();
     t->sni = o.tls_server_name;
     if (t->sni.empty() && !socket_address::parse(host_only, 0)) t->sni = host_only;  // names only, as Go
 
@@ -351,7 +352,7 @@ task<probe_result> probe_http(std::shared_ptr<const http_target> t, size_t max_o
         res.output = t->error;
         co_return res;
     }
-    std::string prefix = go_method(t->method) + " \"" + t->url + "\": ";
+    auto prefix = [&t]() { return go_method(t->method) + " \"" + t->url + "\": "; };
     tls_options tls;
     if (t->tls) {
         tls.server_name = t->sni;
@@ -360,18 +361,18 @@ task<probe_result> probe_http(std::shared_ptr<const http_target> t, size_t max_o
     }
     conn c;
     std::string err;
-    std::string addr_text = t->addr.to_string();
+    const std::string& addr_text = t->addr_text;
     bool ok = co_await conn::open(c, t->addr, addr_text, t->tls ? &tls : nullptr, dl, &err);
     if (!ok) {
         if (err.find("i/o timeout") != std::string::npos)
-            res.output = prefix + "context deadline exceeded (Client.Timeout exceeded while awaiting headers)";
+            res.output = prefix() + "context deadline exceeded (Client.Timeout exceeded while awaiting headers)";
         else
-            res.output = prefix + err;
+            res.output = prefix() + err;
         co_return res;
     }
     auto w = co_await c.write(t->request, dl);
     if (!w) {
-        res.output = prefix + (is_timed_out(w.error())
+        res.output = prefix() + (is_timed_out(w.error())
                                    ? std::string("context deadline exceeded (Client.Timeout exceeded while awaiting headers)")
                                    : "write tcp " + addr_text + ": " + errno_text(-w.error().value()));
         co_return res;
@@ -381,7 +382,7 @@ task<probe_result> probe_http(std::shared_ptr<const http_target> t, size_t max_o
         auto more = co_await c.read(rd.in, dl);
         if (!more) {
             if (!rd.headers_done) {
-                res.output = prefix + (is_timed_out(more.error())
+                res.output = prefix() + (is_timed_out(more.error())
                                            ? std::string("context deadline exceeded (Client.Timeout exceeded while awaiting headers)")
                                            : "read tcp " + addr_text + ": " + errno_text(-more.error().value()));
                 co_return res;
@@ -391,13 +392,13 @@ task<probe_result> probe_http(std::shared_ptr<const http_target> t, size_t max_o
         bool eof = !*more;
         rd.step();
         if (!rd.error.empty()) {
-            res.output = prefix + rd.error;
+            res.output = prefix() + rd.error;
             co_return res;
         }
         if (rd.done) break;
         if (eof) {
             if (!rd.headers_done) {
-                res.output = prefix + "EOF";
+                res.output = prefix() + "EOF";
                 co_return res;
             }
             break;

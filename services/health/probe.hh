@@ -65,6 +65,7 @@ struct http_target {
     std::string sni;          // TLSServerName, else the URL's host if it is a name
     bool skip_verify = false;
     engine::socket_address addr;
+    std::string addr_text;    // addr as "ip:port", for error texts
     std::string request;      // the whole request, sent as is
     std::string error;        // non-empty: every run is critical with this output
 };
