@@ -82,7 +82,7 @@ task<void> agent::start() {
     }
     auto out = co_await write(std::move(r));
     if (out) log(log_level::error, "agent: registering the local node failed: %s", out->message.c_str());
-    co_await checker_.start(static_cast<health::sink*>(this), this_shard());
+    co_await checker_.start(static_cast<health::sink*>(this), this_shard(), st_, cfg_.node_name);
     checker_started_ = true;
     this_reactor().spawn(reap_loop().with_cancel(&reaper_cancel_));
 }

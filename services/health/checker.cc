@@ -89,7 +89,8 @@ struct checker::entry {
     uint64_t reported = 0;  // hash of the status and output the sink has
 };
 
-checker::checker(sink* s, unsigned sink_shard) : sink_(s), sink_shard_(sink_shard) {
+checker::checker(sink* s, unsigned sink_shard, sharded<state::service>* st, std::string local_node)
+    : sink_(s), sink_shard_(sink_shard), st_(st), local_node_(std::move(local_node)) {
     std::random_device rd;
     phase_ = double(rd() % 1000003) / 1000003.0;
 }
@@ -127,9 +128,13 @@ void checker::add(check_spec spec) {
         spec.http = http_options();
     }
     e->spec = std::move(spec);
-    deadline first = first_start(e->spec.interval_ns);
     checks_[e->spec.id] = e;
     ++stats_.checks;
+    if (e->spec.k == kind::alias) {
+        this_reactor().spawn(run_alias(e).with_cancel(&e->cancel));
+        return;
+    }
+    deadline first = first_start(e->spec.interval_ns);
     this_reactor().spawn(run(e, first).with_cancel(&e->cancel));
 }
 
@@ -180,9 +185,53 @@ task<void> checker::run(std::shared_ptr<entry> e, deadline first) {
     }
 }
 
+task<void> checker::run_alias(std::shared_ptr<entry> e) {
+    gate::holder g(gate_);
+    if (!g || !st_) co_return;
+    std::string node = e->spec.alias_node.empty() ? local_node_ : e->spec.alias_node;
+    for (;;) {
+        // Registered before reading the snapshot, so no write in between is missed.
+        state::watcher w(st_->local().hub(), state::topic::node, node);
+        ++stats_.probes;
+        report(*e, alias_status(*e, node));
+        int r = co_await w.wait(no_deadline);
+        if (r == -ECANCELED || e->cancel.requested() || st_->local().stopping()) break;
+    }
+}
+
+// Consul's CheckAlias: node-level checks and the aliased service's checks;
+// the first critical wins, else any warning, else passing. Other alias checks
+// are left out (two node-level aliases on one node would otherwise loop).
+probe_result checker::alias_status(const entry& e, const std::string& node) const {
+    const state::snapshot& snap = st_->local().read();
+    const std::string& svc = e.spec.alias_service;
+    probe_result r;
+    r.st = status::passing;
+    r.output = "No checks found.";
+    bool done = false;
+    snap.catalog.for_each_node_check(node, [&](const catalog::check& c) {
+        // Never itself nor another alias: aliases of aliases would feed each other's output.
+        if (done || (c.check_id == e.spec.id && node == local_node_) || c.type == "alias") return;
+        if (!c.service_id.empty() && c.service_id != svc) return;
+        if (c.status == "critical" || c.status == "warning") {
+            r.st = c.status == "critical" ? status::critical : status::warning;
+            r.output = "Aliased check \"" + c.name + "\" failing: " + c.output;
+            done = r.st == status::critical;
+        } else if (r.st == status::passing) {
+            r.output = "All checks passing.";
+        }
+    });
+    if (!svc.empty() && !snap.catalog.get_service(node, svc)) {
+        r.st = status::critical;
+        r.output = "Service " + svc + " could not be found on node " + node;
+    }
+    return r;
+}
+
 void checker::report(entry& e, probe_result r) {
-    status st;
-    if (!e.damp.admit(r.st, e.spec.success_before_passing, e.spec.failures_before_warning,
+    status st = r.st;
+    if (e.spec.k != kind::alias &&
+        !e.damp.admit(r.st, e.spec.success_before_passing, e.spec.failures_before_warning,
                       e.spec.failures_before_critical, st))
         return;
     const char* name = status_name(st);

@@ -12,6 +12,9 @@
 // bursts; later runs keep the cadence (start + k * Interval), skipping runs
 // that a slow probe overran. Lag (actual start - scheduled start) is measured.
 //
+// Alias checks (AliasService / AliasNode) are coroutines too, but they wait on
+// the shard's watch hub for writes touching the aliased node instead of a timer.
+//
 // Ownership: entries are shared between the shard's map and the check's
 // coroutine; remove() cancels the coroutine (its probe's I/O ends at once) and
 // drops the map's reference. stop() cancels all and waits for every coroutine.
@@ -26,6 +29,7 @@
 #include "engine/smp.hh"
 #include "engine/task.hh"
 #include "services/health/probe.hh"
+#include "services/state/state.hh"
 
 namespace pharos::health {
 
@@ -91,8 +95,10 @@ struct checker_stats {
 
 class checker {
 public:
-    // `s` lives on `sink_shard` and outlives the group.
-    checker(sink* s, unsigned sink_shard);
+    // `s` lives on `sink_shard` and outlives the group. Alias checks read the
+    // catalog from `st` (this shard's snapshot and watch hub); `local_node` is
+    // the node an alias without AliasNode looks at.
+    checker(sink* s, unsigned sink_shard, engine::sharded<state::service>* st = nullptr, std::string local_node = "");
     checker(const checker&) = delete;
     engine::task<void> stop();
 
@@ -103,8 +109,6 @@ public:
     void add(check_spec spec);
     // Stops check `id` (any generation). Its in-flight probe is cancelled.
     void remove(const std::string& id);
-    // Alias checks: the statuses they mirror changed; every alias check on this
-    // shard re-evaluates against the snapshot now.
     const checker_stats& stats() const noexcept { return stats_; }
     size_t size() const noexcept { return checks_.size(); }
 
@@ -114,6 +118,10 @@ public:
 private:
     struct entry;
     engine::task<void> run(std::shared_ptr<entry> e, engine::deadline first);
+    // Alias checks: no probe; the worst status of the aliased node's (and
+    // service's) checks, recomputed whenever a write touches that node.
+    engine::task<void> run_alias(std::shared_ptr<entry> e);
+    probe_result alias_status(const entry& e, const std::string& node) const;
     engine::task<probe_result> probe(entry& e, engine::deadline dl);
     void report(entry& e, probe_result r);
     engine::task<void> flush();
@@ -121,6 +129,8 @@ private:
 
     sink* sink_;
     unsigned sink_shard_;
+    engine::sharded<state::service>* st_;
+    std::string local_node_;
     std::unordered_map<std::string, std::shared_ptr<entry>> checks_;
     std::vector<update> pending_;
     bool flushing_ = false;

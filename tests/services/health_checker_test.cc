@@ -271,3 +271,44 @@ PHAROS_MANUAL_CLOCK_TEST(health_checker, script_check_runs_when_enabled) {
 }
 
 }  // namespace
+
+namespace {
+
+task<void> alias_body(const api::context* ctx) {
+    auto r = co_await call(ctx, "PUT", "/v1/agent/service/register",
+                           R"({"Name":"web","ID":"web1","Check":{"TTL":"1h"}})");
+    CO_ASSERT_EQ(r.status, 200u);
+    r = co_await call(ctx, "PUT", "/v1/agent/check/register", R"({"Name":"mirror","AliasService":"web1"})");
+    CO_ASSERT_EQ(r.status, 200u);
+    r = co_await call(ctx, "PUT", "/v1/agent/check/register", R"({"Name":"node-mirror","AliasNode":"node1"})");
+    CO_ASSERT_EQ(r.status, 200u);
+    auto output = [](const api::context* ctx, std::string id) -> task<std::string> {
+        auto r = co_await call(ctx, "GET", "/v1/agent/checks");
+        co_return json_at(r.body, ("/" + id + "/Output").c_str());
+    };
+    co_await wait_status(ctx, "node-mirror", "passing", 1s);
+    EXPECT_EQ(co_await output(ctx, "node-mirror"), "All checks passing.");  // serfHealth
+    EXPECT_EQ(co_await check_status(ctx, "mirror"), "critical");  // the TTL check starts critical
+    EXPECT_EQ(co_await output(ctx, "mirror"), "Aliased check \"Service 'web' check\" failing: ");
+    r = co_await call(ctx, "PUT", "/v1/agent/check/pass/service:web1");
+    co_await wait_status(ctx, "mirror", "passing", 1s);
+    EXPECT_EQ(co_await output(ctx, "mirror"), "All checks passing.");
+    r = co_await call(ctx, "PUT", "/v1/agent/check/warn/service:web1?note=slow");
+    co_await wait_status(ctx, "mirror", "warning", 1s);
+    EXPECT_EQ(co_await output(ctx, "mirror"), "Aliased check \"Service 'web' check\" failing: slow");
+    // Node maintenance is a node-level critical check: both aliases follow.
+    r = co_await call(ctx, "PUT", "/v1/agent/maintenance?enable=true&reason=upgrade");
+    co_await wait_status(ctx, "mirror", "critical", 1s);
+    co_await wait_status(ctx, "node-mirror", "critical", 1s);
+    r = co_await call(ctx, "PUT", "/v1/agent/maintenance?enable=false");
+    co_await wait_status(ctx, "node-mirror", "passing", 1s);
+    r = co_await call(ctx, "PUT", "/v1/agent/service/deregister/web1");
+    co_await wait_status(ctx, "mirror", "critical", 1s);
+    EXPECT_EQ(co_await output(ctx, "mirror"), "Service web1 could not be found on node node1");
+}
+
+PHAROS_MANUAL_CLOCK_TEST(health_checker, alias_checks_mirror_the_aliased_service_and_node) {
+    co_await with_target(alias_body);
+}
+
+}  // namespace

@@ -22,6 +22,7 @@
 // A change is applied on every shard before the answer ("ok <n> targets").
 // The first line printed on stdout is "READY <first port> <ports>".
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -232,7 +233,11 @@ task<void> accept_loop(farm* f, tcp_listener* l) {
     if (!g) co_return;
     for (;;) {
         auto c = co_await l->accept();
-        if (!c) break;
+        if (!c) {
+            if (!l->is_open() || is_cancelled(c.error())) break;
+            co_await sleep_for(std::chrono::milliseconds(10));  // EMFILE and the like: try again
+            continue;
+        }
         this_reactor().spawn(serve(f, std::move(*c)));
     }
     // Closed (dead port or stop): drop it unless reopened meanwhile.
@@ -331,6 +336,12 @@ int main(int argc, char** argv) {
     if (o.ports == 0 || o.n == 0 || o.shards == 0) {
         std::fprintf(stderr, "pharos-targets: -ports, -n and -shards must be positive\n");
         return 2;
+    }
+    // Every open connection holds a descriptor: lift the soft limit to the hard one.
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
     }
     smp_config sc;
     sc.shards = o.shards;
