@@ -345,7 +345,120 @@ std::string go_method(const std::string& m) {
 }
 }  // namespace
 
+namespace {
+// One raw operation on `fd` without a deadline of its own: the probe's single
+// timer cancels the whole exchange (see probe_http). Returns the kernel result.
+task<int> raw_op(op_kind kind, int fd, const socket_address* to, buffer* b) {
+    io_op* op = this_reactor().alloc_op();
+    op->kind = kind;
+    op->fd = fd;
+    if (to) {
+        op->addr = to->ss;
+        op->addrlen = to->len;
+    }
+    if (b) op->buf = std::move(*b);
+    op_awaiter a(op, no_deadline);
+    int res = co_await a;
+    if (b) *b = a.take_buffer();
+    co_return res;
+}
+
+std::string timeout_text(const http_target& t) {
+    return go_method(t.method) + " \"" + t.url + "\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)";
+}
+
+// Plain HTTP: socket, connect, send, one-shot receives into one buffer, close.
+// Runs under the cancel source of probe_http, whose one timer is the deadline.
+task<probe_result> http_plain(std::shared_ptr<const http_target> t, size_t max_output, deadline dl) {
+    probe_result res;
+    reactor& r = this_reactor();
+    auto prefix = [&t]() { return go_method(t->method) + " \"" + t->url + "\": "; };
+    auto failed = [&](int err, const char* what) {
+        if (err == -ECANCELED && clock::now() >= dl) return timeout_text(*t);
+        if (std::strcmp(what, "connect") == 0)
+            return prefix() + "dial tcp " + t->addr_text + ": connect: " + errno_text(err);
+        return prefix() + what + " tcp " + t->addr_text + ": " + errno_text(err);
+    };
+    int fd = ::socket(t->addr.family(), SOCK_STREAM | SOCK_CLOEXEC | (r.io().wants_nonblocking() ? SOCK_NONBLOCK : 0), 0);
+    if (fd < 0) {
+        res.output = prefix() + "dial tcp " + t->addr_text + ": socket: " + errno_text(-errno);
+        co_return res;
+    }
+    int rc = co_await raw_op(op_kind::connect, fd, &t->addr, nullptr);
+    if (rc < 0) {
+        r.close_fd(fd);
+        res.output = failed(rc, "connect");
+        co_return res;
+    }
+    buffer b = buffer::copy_of(t->request);
+    size_t off = 0;
+    while (off < t->request.size()) {
+        buffer rest = off ? buffer::copy_of(std::string_view(t->request).substr(off)) : std::move(b);
+        rc = co_await raw_op(op_kind::send, fd, nullptr, &rest);
+        if (rc < 0) {
+            r.close_fd(fd);
+            res.output = failed(rc, "write");
+            co_return res;
+        }
+        off += size_t(rc);
+    }
+    response_reader rd(max_output ? max_output : 4096, t->method == "HEAD");
+    buffer in(16384);
+    for (;;) {
+        in.resize(0);
+        rc = co_await raw_op(op_kind::recv, fd, nullptr, &in);
+        if (rc < 0) {
+            r.close_fd(fd);
+            if (!rd.headers_done) {
+                res.output = failed(rc, "read");
+                co_return res;
+            }
+            break;  // a body cut short: reported as read so far
+        }
+        if (rc == 0) {
+            if (!rd.headers_done) {
+                r.close_fd(fd);
+                res.output = prefix() + "EOF";
+                co_return res;
+            }
+            break;
+        }
+        rd.in.append(in.data(), size_t(rc));
+        rd.step();
+        if (!rd.error.empty()) {
+            r.close_fd(fd);
+            res.output = prefix() + rd.error;
+            co_return res;
+        }
+        if (rd.done) break;
+    }
+    r.close_fd(fd);
+    if (rd.code >= 200 && rd.code <= 299) res.st = status::passing;
+    else if (rd.code == 429) res.st = status::warning;
+    res.output = "HTTP " + t->method + " " + t->url + ": " + rd.status_text + " Output: " + rd.body.str();
+    co_return res;
+}
+}  // namespace
+
 task<probe_result> probe_http(std::shared_ptr<const http_target> t, size_t max_output, deadline dl) {
+    if (t->error.empty() && !t->tls) {
+        // One timer for the whole exchange instead of one per operation.
+        cancel_source* parent = co_await current_cancel_source();
+        cancel_source src(parent);
+        timer_node tn;
+        tn.when = dl;
+        tn.ctx = &src;
+        tn.fire = [](timer_node* n) { static_cast<cancel_source*>(n->ctx)->request_cancel(); };
+        this_reactor().add_timer(&tn);
+        task<probe_result> sub = http_plain(t, max_output, dl);
+        probe_result r = co_await std::move(sub).with_cancel(&src);
+        if (tn.armed()) this_reactor().cancel_timer(&tn);
+        co_return r;
+    }
+    co_return co_await probe_https(std::move(t), max_output, dl);
+}
+
+task<probe_result> probe_https(std::shared_ptr<const http_target> t, size_t max_output, deadline dl) {
     probe_result res;
     res.st = status::critical;
     if (!t->error.empty()) {

@@ -75,6 +75,8 @@ std::shared_ptr<const http_target> prepare_http(const http_options& o);
 // Output: "HTTP GET <url>: 200 OK Output: <last max_output bytes of the body>".
 // Cancel safety: the connection is closed; nothing is retried.
 engine::task<probe_result> probe_http(std::shared_ptr<const http_target> t, size_t max_output, engine::deadline dl);
+// The same over TLS (and for targets that failed to prepare): through health::conn.
+engine::task<probe_result> probe_https(std::shared_ptr<const http_target> t, size_t max_output, engine::deadline dl);
 
 // --- TCP / UDP ---
 // Passing "TCP connect <addr>: Success" if the connect succeeds, else critical
