@@ -82,9 +82,17 @@ task<void> agent::start() {
     }
     auto out = co_await write(std::move(r));
     if (out) log(log_level::error, "agent: registering the local node failed: %s", out->message.c_str());
+    co_await checker_.start(static_cast<health::sink*>(this), this_shard(), st_, cfg_.node_name);
+    checker_started_ = true;
+    this_reactor().spawn(reap_loop().with_cancel(&reaper_cancel_));
 }
 
 task<void> agent::stop() {
+    reaper_cancel_.request_cancel();
+    if (checker_started_) {
+        checker_started_ = false;
+        co_await checker_.stop();  // no probe result arrives after this
+    }
     for (auto& [id, t] : ttl_) {
         t->stop = true;
         t->slot.notify();
@@ -143,6 +151,7 @@ task<outcome> agent::register_service(catalog::service s, std::vector<check_defi
     if (s.weight_passing <= 0) co_return failure{400, "Validation failed: Passing must be greater than 0"};
     s.node = cfg_.node_name;
     for (auto& c : checks) {
+        if (auto refused = script_refused(c)) co_return *refused;
         if (c.row.status.empty()) c.row.status = "critical";
         if (!catalog::valid_status(c.row.status)) co_return failure{400, "Invalid check status: '" + c.row.status + "'"};
         c.row.service_id = s.id;
@@ -171,14 +180,20 @@ task<outcome> agent::register_service(catalog::service s, std::vector<check_defi
     if (auto f = co_await write(std::move(r))) co_return f;
     for (auto& id : stale) co_await deregister_check(id);
     services_[s.id] = s;
+    std::vector<std::string> ids;
     for (auto& c : checks) {
         c.row.service_name = s.name;
         c.row.service_tags = s.tags;
         std::string id = c.row.check_id;
         int64_t ttl = c.ttl_ns;
+        auto old = checks_.find(id);
+        if (old != checks_.end() && old->second.row.status == c.row.status) c.critical_since = old->second.critical_since;
+        note_status(c);
         checks_[id] = std::move(c);
         if (ttl > 0) arm_ttl(id, ttl);
+        ids.push_back(id);
     }
+    for (auto& id : ids) co_await sync_probe(id);
     local_changed();
     co_return std::nullopt;
 }
@@ -190,14 +205,17 @@ task<outcome> agent::deregister_service(std::string id) {
     d.service_id = id;
     if (auto f = co_await write(std::move(d))) co_return f;
     services_.erase(id);
+    std::vector<std::string> gone;
     for (auto it = checks_.begin(); it != checks_.end();) {
         if (it->second.row.service_id == id) {
             disarm_ttl(it->first);
+            gone.push_back(it->first);
             it = checks_.erase(it);
         } else {
             ++it;
         }
     }
+    for (auto& g : gone) co_await sync_probe(g);
     local_changed();
     co_return std::nullopt;
 }
@@ -240,6 +258,7 @@ task<outcome> agent::node_maintenance(bool enable, std::string reason) {
 
 task<outcome> agent::register_check(check_definition c) {
     if (c.row.name.empty()) co_return failure{400, "Missing check name"};
+    if (auto refused = script_refused(c)) co_return *refused;
     if (c.row.check_id.empty()) c.row.check_id = c.row.name;
     if (c.row.status.empty()) c.row.status = "critical";
     if (!catalog::valid_status(c.row.status)) co_return failure{400, "Bad check status"};
@@ -260,11 +279,15 @@ task<outcome> agent::register_check(check_definition c) {
     if (auto f = co_await write(std::move(r))) co_return f;
     std::string id = c.row.check_id;
     int64_t ttl = c.ttl_ns;
+    if (auto prev = checks_.find(id); prev != checks_.end() && prev->second.row.status == c.row.status)
+        c.critical_since = prev->second.critical_since;
+    note_status(c);
     checks_[id] = std::move(c);
     if (ttl > 0)
         arm_ttl(id, ttl);
     else
         disarm_ttl(id);
+    co_await sync_probe(id);
     local_changed();
     co_return std::nullopt;
 }
@@ -277,6 +300,7 @@ task<outcome> agent::deregister_check(std::string id) {
     if (auto f = co_await write(std::move(d))) co_return f;
     checks_.erase(id);
     disarm_ttl(id);
+    co_await sync_probe(id);
     local_changed();
     co_return std::nullopt;
 }
@@ -303,6 +327,7 @@ task<outcome> agent::update_ttl(std::string id, std::string status, std::string 
         if (it != checks_.end()) {
             it->second.row.status = status;
             it->second.row.output = output;
+            note_status(it->second);
         }
         local_changed();
     }
@@ -356,10 +381,152 @@ task<void> agent::run_ttl(std::string id, std::shared_ptr<ttl_timer> t) {
             if (it != checks_.end()) {
                 it->second.row.status = "critical";
                 it->second.row.output = out;
+                note_status(it->second);
             }
             local_changed();
         }
         t->expires = no_deadline;
+    }
+}
+
+// ---------- probes ----------
+
+void agent::note_status(check_definition& c) {
+    if (c.row.status != "critical")
+        c.critical_since = clock::time_point{};
+    else if (c.critical_since == clock::time_point{})
+        c.critical_since = clock::now();
+}
+
+std::optional<failure> agent::script_refused(const check_definition& c) const {
+    if (c.args.empty()) return std::nullopt;
+    if (c.from_config) {
+        if (cfg_.enable_script_checks || cfg_.enable_local_script_checks) return std::nullopt;
+        return failure{400, "Invalid check: Scripts are disabled on this agent; to enable, configure "
+                            "'enable_script_checks' or 'enable_local_script_checks' to true"};
+    }
+    if (cfg_.enable_script_checks) return std::nullopt;
+    return failure{400, "Invalid check: Scripts are disabled on this agent from remote calls; to enable, configure "
+                        "'enable_script_checks' to true"};
+}
+
+namespace {
+// The probe a check runs, if any. H2PING, Docker and OSService are stored, not run.
+std::optional<health::kind> probe_kind(const check_definition& c) {
+    const std::string& t = c.row.type;
+    if (t == "http") return health::kind::http;
+    if (t == "tcp") return health::kind::tcp;
+    if (t == "udp") return health::kind::udp;
+    if (t == "grpc") return health::kind::grpc;
+    if (t == "script") return health::kind::script;
+    if (t == "alias") return health::kind::alias;
+    return std::nullopt;
+}
+}  // namespace
+
+task<void> agent::sync_probe(std::string id) {
+    if (!checker_started_) co_return;
+    unsigned shard = health::checker::shard_for(id, checker_.size());
+    auto it = checks_.find(id);
+    std::optional<health::kind> k;
+    if (it != checks_.end()) k = probe_kind(it->second);
+    if (!k) {
+        auto rm = [id](health::checker& c) { c.remove(id); };
+        co_await checker_.invoke_on(shard, std::move(rm));
+        co_return;
+    }
+    check_definition& c = it->second;
+    c.generation = ++generation_;
+    const catalog::check_definition& d = c.row.definition;
+    health::check_spec spec;
+    spec.id = id;
+    spec.generation = c.generation;
+    spec.k = *k;
+    spec.http.url = d.http;
+    spec.http.method = d.method;
+    spec.http.header = d.header;
+    spec.http.body = d.body;
+    spec.http.tls_server_name = d.tls_server_name;
+    spec.http.tls_skip_verify = d.tls_skip_verify;
+    spec.address = *k == health::kind::tcp ? d.tcp : *k == health::kind::udp ? d.udp : d.grpc;
+    spec.grpc_use_tls = d.grpc_use_tls;
+    spec.args = c.args;
+    spec.alias_node = c.alias_node;
+    spec.alias_service = c.alias_service;
+    spec.interval_ns = d.interval_ns;
+    spec.timeout_ns = d.timeout_ns;
+    int max = c.output_max_size > 0 ? c.output_max_size : cfg_.check_output_max_size;
+    spec.output_max = size_t(max > 0 ? max : 4096);
+    spec.success_before_passing = c.success_before_passing;
+    spec.failures_before_warning = c.failures_before_warning;
+    spec.failures_before_critical = c.failures_before_critical;
+    spec.status = c.row.status;
+    spec.output = c.row.output;
+    auto add = [spec = std::move(spec)](health::checker& ch) mutable { ch.add(std::move(spec)); };
+    co_await checker_.invoke_on(shard, std::move(add));
+}
+
+task<void> agent::deliver(std::vector<health::update> batch) {
+    state::check_updates cmd;
+    for (auto& u : batch) {
+        auto it = checks_.find(u.id);
+        if (it == checks_.end() || it->second.generation != u.generation) continue;  // re-registered or gone
+        catalog::check& row = it->second.row;
+        if (row.status == u.status && row.output == u.output) continue;
+        row.status = u.status;
+        row.output = u.output;
+        note_status(it->second);
+        state::check_update cu;
+        cu.node = cfg_.node_name;
+        cu.check_id = u.id;
+        cu.status = std::move(u.status);
+        cu.output = std::move(u.output);
+        cmd.updates.push_back(std::move(cu));
+    }
+    if (cmd.updates.empty()) co_return;
+    auto out = co_await write(std::move(cmd));
+    if (out) log(log_level::warn, "agent: writing %s", out->message.c_str());
+    local_changed();
+}
+
+task<health::checker_stats> agent::health_stats() {
+    health::checker_stats total;
+    if (!checker_started_) co_return total;
+    for (unsigned i = 0; i < checker_.size(); ++i) {
+        auto get = [](health::checker& c) { return c.stats(); };
+        health::checker_stats s = co_await checker_.invoke_on(i, get);
+        total.merge(s);
+    }
+    co_return total;
+}
+
+// Consul's reaper: a service whose check (with DeregisterCriticalServiceAfter)
+// has been critical for that long (at least a minute) is deregistered.
+task<void> agent::reap_once() {
+    clock::time_point now = clock::now();
+    std::vector<std::string> doomed;
+    for (auto& [id, c] : checks_) {
+        int64_t after = c.row.definition.deregister_critical_service_after_ns;
+        if (after <= 0 || c.row.service_id.empty() || c.row.status != "critical") continue;
+        if (c.critical_since == clock::time_point{}) continue;
+        after = std::max<int64_t>(after, 60'000'000'000);
+        if (now - c.critical_since >= std::chrono::nanoseconds(after)) doomed.push_back(c.row.service_id);
+    }
+    std::sort(doomed.begin(), doomed.end());
+    doomed.erase(std::unique(doomed.begin(), doomed.end()), doomed.end());
+    for (auto& sid : doomed) {
+        log(log_level::info, "agent: check critical for too long: deregistering service %s", sid.c_str());
+        co_await deregister_service(sid);
+    }
+}
+
+task<void> agent::reap_loop() {
+    gate::holder g(gate_);
+    if (!g) co_return;
+    for (;;) {
+        auto slept = co_await sleep_for(std::chrono::seconds(30));
+        if (!slept) co_return;
+        co_await reap_once();
     }
 }
 

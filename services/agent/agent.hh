@@ -8,8 +8,11 @@
 // call (the agent and the server are one process here, so "anti-entropy" is
 // immediate): the catalog is what /v1/catalog and /v1/health read.
 //
-// Probing checks (HTTP, TCP, script, gRPC) are accepted and stored with their
-// definitions; running them is the health issue's. TTL checks run here.
+// Probing checks (HTTP, TCP, UDP, script, gRPC, alias) run in health::checker,
+// spread over every shard; their status changes come back here in batches
+// (deliver) and go to the catalog as one check_updates command per batch. TTL
+// checks run here. A reaper removes services whose check has been critical for
+// longer than DeregisterCriticalServiceAfter (every 30 s, minimum 1 minute).
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -26,6 +29,7 @@
 #include "engine/task.hh"
 #include "services/agent/config.hh"
 #include "services/catalog/store.hh"
+#include "services/health/checker.hh"
 #include "services/state/state.hh"
 
 namespace pharos::agent {
@@ -40,6 +44,9 @@ struct check_definition {
     int output_max_size = 0;
     int success_before_passing = 0, failures_before_warning = 0, failures_before_critical = 0;
     bool status_given = false;  // Status was in the request
+    bool from_config = false;   // from a config file (enable_local_script_checks applies)
+    uint64_t generation = 0;    // numbers each start of its probe
+    engine::clock::time_point critical_since{};  // zero unless critical
 };
 
 struct user_event {
@@ -61,7 +68,7 @@ using outcome = std::optional<failure>;  // nullopt: done
 // wildcard, else 127.0.0.1.
 std::string advertise_address(const config& c);
 
-class agent {
+class agent final : public health::sink {
 public:
     agent(config cfg, engine::sharded<state::service>* st);
     agent(const agent&) = delete;
@@ -100,6 +107,13 @@ public:
     const std::deque<user_event>& events() const noexcept { return events_; }
     engine::task<bool> wait_event(engine::deadline dl);  // as wait_local_change
 
+    // --- probes ---
+    // Status changes from the checkers (on this shard).
+    engine::task<void> deliver(std::vector<health::update> batch) override;
+    // Every shard's checker counters, summed.
+    engine::task<health::checker_stats> health_stats();
+    engine::sharded<health::checker>& checkers() noexcept { return checker_; }
+
     // Graceful leave: marks the member as left; the caller then shuts down.
     void leave() { left_ = true; }
     bool left() const noexcept { return left_; }
@@ -112,6 +126,12 @@ private:
     void arm_ttl(const std::string& id, int64_t ttl_ns);
     void disarm_ttl(const std::string& id);
     void local_changed();
+    // Starts, restarts or stops the probe of check `id` to match checks_.
+    engine::task<void> sync_probe(std::string id);
+    engine::task<void> reap_loop();
+    engine::task<void> reap_once();
+    void note_status(check_definition& c);
+    std::optional<failure> script_refused(const check_definition& c) const;
     static void wake_all(std::vector<engine::wait_slot*>& waiters);
     // Waits on `waiters` until woken or `dl`; false once the agent is stopping.
     engine::task<bool> wait_in(std::vector<engine::wait_slot*>& waiters, engine::deadline dl);
@@ -127,6 +147,10 @@ private:
     std::vector<engine::wait_slot*> local_waiters_, event_waiters_;
     engine::gate gate_;
     bool left_ = false;
+    engine::sharded<health::checker> checker_;
+    bool checker_started_ = false;
+    uint64_t generation_ = 0;
+    engine::cancel_source reaper_cancel_;
 };
 
 }  // namespace pharos::agent

@@ -269,11 +269,6 @@ task<response> register_service(const context* ctx, request& r) {
         co_return consul_error(400, invalid_check ? *err : "Request decode failed: " + *err);
     }
     if (s.name.empty()) co_return consul_error(400, "Validation failed: Missing service name");
-    const agent::config& cfg = ctx->agent->cfg();  // immutable after start: safe to read from any shard
-    for (auto& c : checks)
-        if (!c.args.empty() && !cfg.enable_script_checks && !cfg.enable_local_script_checks)
-            co_return consul_error(400, "Invalid check: Scripts are disabled on this agent; to enable, configure "
-                                        "'enable_script_checks' or 'enable_local_script_checks' to true");
     bool replace = r.has_query("replace-existing-checks");
     auto fn = [s = std::move(s), checks = std::move(checks), replace](agent::agent& a) mutable {
         return a.register_service(std::move(s), std::move(checks), replace);
@@ -293,10 +288,6 @@ task<response> register_check(const context* ctx, request& r) {
     }
     if (c.row.name.empty()) co_return consul_error(400, "Missing check name");
     if (c.status_given && !catalog::valid_status(c.row.status)) co_return consul_error(400, "Bad check status");
-    const agent::config& cfg = ctx->agent->cfg();
-    if (!c.args.empty() && !cfg.enable_script_checks && !cfg.enable_local_script_checks)
-        co_return consul_error(400, "Invalid check: Scripts are disabled on this agent; to enable, configure "
-                                    "'enable_script_checks' or 'enable_local_script_checks' to true");
     auto fn = [c = std::move(c)](agent::agent& a) mutable { return a.register_check(std::move(c)); };
     auto out = co_await on_agent(ctx, std::move(fn));
     co_return from_outcome(out);

@@ -479,7 +479,7 @@ std::optional<std::string> decode_check_type(const json::object& o, agent::check
     // Consul's CheckType.Validate.
     bool interval_check = !c.args.empty() || !d.http.empty() || !d.tcp.empty() || !d.udp.empty() ||
                           !d.grpc.empty() || !c.h2ping.empty() || !d.os_service.empty();
-    bool alias = !c.alias_service.empty();
+    bool alias = !c.alias_service.empty() || !c.alias_node.empty();
     if (d.interval_ns > 0 && c.ttl_ns > 0) return "Invalid check: Interval and TTL cannot both be specified";
     if (interval_check && d.interval_ns <= 0) return "Invalid check: Interval must be > 0 for Script, HTTP, H2PING, TCP or UDP checks";
     if (interval_check && alias) return "Invalid check: Interval cannot be set for Alias checks";

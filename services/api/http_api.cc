@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 
 namespace pharos::api {
@@ -136,6 +137,23 @@ task<std::vector<metrics_sample>> gather(const context* ctx) {
     add("consul.agent.services", double(c.services), false, "Services registered with this agent");
     add("consul.agent.checks", double(c.checks), false, "Checks registered with this agent");
     add("consul.runtime.rss_bytes", rss_bytes(), false, "Resident memory of the agent process");
+    // Probing checks: counters summed over every shard's checker, and the lag
+    // between a probe's scheduled and actual start as cumulative buckets
+    // (pharos.health.probe_lag_us_le_<bound>; only buckets with probes appear).
+    auto health_fn = [](agent::agent& a) { return a.health_stats(); };
+    health::checker_stats hs = co_await on_agent(ctx, health_fn);
+    add("pharos.health.checks", double(hs.checks), false, "Probing checks running on this agent");
+    add("pharos.health.probes", double(hs.probes), true, "Probes started");
+    add("pharos.health.changes", double(hs.changes), true, "Probe results that changed a check's status or output");
+    add("pharos.health.batches", double(hs.batches), true, "Batches of check changes written to the state");
+    uint64_t cum = 0;
+    for (int i = 0; i < health::lag_histogram::buckets; ++i) {
+        if (!hs.lag.count[i]) continue;
+        cum += hs.lag.count[i];
+        char name[80];
+        std::snprintf(name, sizeof name, "pharos.health.probe_lag_us_le_%.0f", i == 0 ? 1.0 : std::exp2(double(i) / 4.0));
+        add(name, double(cum), true, "Probes that started at most this many microseconds after their scheduled time");
+    }
     add("consul.runtime.uptime_seconds",
         std::chrono::duration<double>(std::chrono::system_clock::now() - ctx->agent->started()).count(), false,
         "Seconds since the agent started");

@@ -129,6 +129,16 @@ result fsm::apply(const command& c, uint64_t index, change_set& cs, int64_t now_
             r.txn = std::move(resp);
             return r;
         },
+        [&](const check_updates& b) {
+            result r;
+            r.index = index;
+            r.ok = true;
+            catalog::touched t;
+            for (const check_update& u : b.updates)
+                s_.catalog.update_check(u.node, u.check_id, u.status, u.output, index, &t);  // gone: skipped
+            add_touched(cs, t);
+            return r;
+        },
     };
     result r = std::visit(visitor, c);
     // A catalog write can break sessions on the nodes it touched (node or check

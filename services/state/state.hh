@@ -19,6 +19,7 @@
 #include <memory>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "engine/gate.hh"
 #include "engine/smp.hh"
@@ -70,8 +71,14 @@ struct session_destroy {
     std::string id;
 };
 
+// Many check updates in one command (one index, one publish): probe results
+// batched per shard. Updates of checks that no longer exist are skipped.
+struct check_updates {
+    std::vector<check_update> updates;
+};
+
 using command = std::variant<kv_op, catalog::register_request, catalog::deregister_request, check_update,
-                             session_create, session_destroy, txn::request>;
+                             session_create, session_destroy, txn::request, check_updates>;
 
 struct result {
     bool ok = false;     // KV: the `true`/`false` Consul answers

@@ -70,6 +70,7 @@ task<void> register_config_definitions(agent::agent& ag) {
             log(log_level::error, "agent: service definition from config refused: %s", err->c_str());
             continue;
         }
+        for (auto& c : checks) c.from_config = true;
         std::string name = s.name;
         auto out = co_await ag.register_service(std::move(s), std::move(checks), false);
         if (out) log(log_level::error, "agent: registering service %s from config: %s", name.c_str(), out->message.c_str());
@@ -85,6 +86,7 @@ task<void> register_config_definitions(agent::agent& ag) {
             log(log_level::error, "agent: check definition from config refused: %s", err->c_str());
             continue;
         }
+        c.from_config = true;
         auto out = co_await ag.register_check(std::move(c));
         if (out) log(log_level::error, "agent: registering a check from config: %s", out->message.c_str());
     }

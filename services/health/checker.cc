@@ -1,0 +1,272 @@
+#include "checker.hh"
+
+#include <cmath>
+#include <random>
+
+#include "engine/log.hh"
+#include "engine/reactor.hh"
+
+namespace pharos::health {
+using namespace engine;
+
+namespace {
+uint64_t fnv1a(std::string_view s, uint64_t h = 1469598103934665603ull) {
+    for (unsigned char c : s) {
+        h ^= c;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+uint64_t result_hash(std::string_view st, std::string_view out) { return fnv1a(out, fnv1a(st) ^ 0x9e3779b97f4a7c15ull); }
+constexpr double golden = 0.6180339887498949;
+}  // namespace
+
+// ---------- damping ----------
+
+bool damper::admit(status r, int sbp, int fbw, int fbc, status& out) {
+    if (fbw <= 0) fbw = fbc;  // Consul: FailuresBeforeWarning defaults to FailuresBeforeCritical
+    if (r != status::critical) {
+        if (successes < UINT16_MAX) ++successes;
+        failures = 0;
+        if (successes >= sbp) {
+            out = r;
+            return true;
+        }
+        return false;
+    }
+    successes = 0;
+    if (failures < UINT16_MAX) ++failures;
+    if (failures >= fbc) {
+        out = status::critical;
+        return true;
+    }
+    if (failures >= fbw) {
+        out = status::warning;
+        return true;
+    }
+    return false;
+}
+
+// ---------- lag ----------
+
+void lag_histogram::add(int64_t ns) {
+    double us = double(ns < 0 ? 0 : ns) / 1000.0;
+    int b = us < 1 ? 0 : int(std::log2(us) * 4) + 1;
+    if (b >= buckets) b = buckets - 1;
+    ++count[b];
+    ++total;
+}
+void lag_histogram::merge(const lag_histogram& o) {
+    for (int i = 0; i < buckets; ++i) count[i] += o.count[i];
+    total += o.total;
+}
+double lag_histogram::quantile_ms(double q) const {
+    if (!total) return 0;
+    uint64_t want = uint64_t(std::ceil(q * double(total)));
+    uint64_t seen = 0;
+    for (int i = 0; i < buckets; ++i) {
+        seen += count[i];
+        if (seen >= want && count[i]) return i == 0 ? 0.001 : std::exp2(double(i) / 4.0) / 1000.0;
+    }
+    return std::exp2(double(buckets - 1) / 4.0) / 1000.0;
+}
+void checker_stats::merge(const checker_stats& o) {
+    checks += o.checks;
+    probes += o.probes;
+    changes += o.changes;
+    batches += o.batches;
+    lag.merge(o.lag);
+}
+
+// ---------- checker ----------
+
+struct checker::entry {
+    explicit entry(cancel_source* parent) : cancel(parent) {}
+    check_spec spec;
+    std::shared_ptr<const http_target> http;
+    cancel_source cancel;
+    damper damp;
+    uint64_t reported = 0;  // hash of the status and output the sink has
+};
+
+checker::checker(sink* s, unsigned sink_shard, sharded<state::service>* st, std::string local_node)
+    : sink_(s), sink_shard_(sink_shard), st_(st), local_node_(std::move(local_node)) {
+    std::random_device rd;
+    phase_ = double(rd() % 1000003) / 1000003.0;
+}
+
+unsigned checker::shard_for(std::string_view id, unsigned shards) noexcept {
+    return shards <= 1 ? 0 : unsigned(fnv1a(id) % shards);
+}
+
+task<void> checker::stop() {
+    cancel_.request_cancel();
+    checks_.clear();
+    co_await gate_.close();
+}
+
+deadline checker::first_start(int64_t interval_ns) {
+    phase_ += golden;
+    if (phase_ >= 1) phase_ -= 1;
+    return clock::now() + std::chrono::nanoseconds(int64_t(phase_ * double(interval_ns)));
+}
+
+void checker::add(check_spec spec) {
+    remove(spec.id);
+    if (gate_.closing()) return;
+    auto e = std::make_shared<entry>(&cancel_);
+    if (spec.interval_ns < 1'000'000'000) spec.interval_ns = 1'000'000'000;
+    if (spec.timeout_ns <= 0) spec.timeout_ns = spec.k == kind::script ? 30'000'000'000 : 10'000'000'000;
+    if (spec.output_max == 0) spec.output_max = 4096;
+    e->reported = result_hash(spec.status, spec.output);
+    spec.status.clear();
+    spec.status.shrink_to_fit();
+    spec.output.clear();
+    spec.output.shrink_to_fit();
+    if (spec.k == kind::http) {
+        e->http = prepare_http(spec.http);
+        spec.http = http_options();
+    }
+    e->spec = std::move(spec);
+    checks_[e->spec.id] = e;
+    ++stats_.checks;
+    if (e->spec.k == kind::alias) {
+        this_reactor().spawn(run_alias(e).with_cancel(&e->cancel));
+        return;
+    }
+    deadline first = first_start(e->spec.interval_ns);
+    this_reactor().spawn(run(e, first).with_cancel(&e->cancel));
+}
+
+void checker::remove(const std::string& id) {
+    auto it = checks_.find(id);
+    if (it == checks_.end()) return;
+    it->second->cancel.request_cancel();
+    checks_.erase(it);
+    --stats_.checks;
+}
+
+task<probe_result> checker::probe(entry& e, deadline dl) {
+    const check_spec& s = e.spec;
+    switch (s.k) {
+        case kind::http: co_return co_await probe_http(e.http, s.output_max, dl);
+        case kind::tcp: co_return co_await probe_tcp(s.address, dl);
+        case kind::udp: co_return co_await probe_udp(s.address, dl);
+        case kind::script: co_return co_await probe_script(s.args, s.output_max, s.timeout_ns, dl);
+        case kind::grpc: co_return co_await probe_grpc(s.address, s.grpc_use_tls, s.http.tls_server_name,
+                                                       s.http.tls_skip_verify, dl);
+        case kind::alias: break;
+    }
+    probe_result r;
+    r.output = "unsupported check type";
+    co_return r;
+}
+
+task<void> checker::run(std::shared_ptr<entry> e, deadline first) {
+    gate::holder g(gate_);
+    if (!g) co_return;
+    const auto interval = std::chrono::nanoseconds(e->spec.interval_ns);
+    deadline next = first;
+    for (;;) {
+        auto slept = co_await sleep_until(next);
+        if (!slept || e->cancel.requested()) break;
+        deadline start = clock::now();
+        stats_.lag.add((start - next).count());
+        ++stats_.probes;
+        probe_result r = co_await probe(*e, start + std::chrono::nanoseconds(e->spec.timeout_ns));
+        if (e->cancel.requested()) break;
+        report(*e, std::move(r));
+        next += interval;
+        deadline now = clock::now();
+        if (next <= now) {  // the probe overran whole intervals: keep the phase, skip the missed runs
+            auto behind = (now - next) / interval + 1;
+            next += behind * interval;
+        }
+    }
+}
+
+task<void> checker::run_alias(std::shared_ptr<entry> e) {
+    gate::holder g(gate_);
+    if (!g || !st_) co_return;
+    std::string node = e->spec.alias_node.empty() ? local_node_ : e->spec.alias_node;
+    for (;;) {
+        // Registered before reading the snapshot, so no write in between is missed.
+        state::watcher w(st_->local().hub(), state::topic::node, node);
+        ++stats_.probes;
+        report(*e, alias_status(*e, node));
+        int r = co_await w.wait(no_deadline);
+        if (r == -ECANCELED || e->cancel.requested() || st_->local().stopping()) break;
+    }
+}
+
+// Consul's CheckAlias: node-level checks and the aliased service's checks;
+// the first critical wins, else any warning, else passing. Other alias checks
+// are left out (two node-level aliases on one node would otherwise loop).
+probe_result checker::alias_status(const entry& e, const std::string& node) const {
+    const state::snapshot& snap = st_->local().read();
+    const std::string& svc = e.spec.alias_service;
+    probe_result r;
+    r.st = status::passing;
+    r.output = "No checks found.";
+    bool done = false;
+    snap.catalog.for_each_node_check(node, [&](const catalog::check& c) {
+        // Never itself nor another alias: aliases of aliases would feed each other's output.
+        if (done || (c.check_id == e.spec.id && node == local_node_) || c.type == "alias") return;
+        if (!c.service_id.empty() && c.service_id != svc) return;
+        if (c.status == "critical" || c.status == "warning") {
+            r.st = c.status == "critical" ? status::critical : status::warning;
+            r.output = "Aliased check \"" + c.name + "\" failing: " + c.output;
+            done = r.st == status::critical;
+        } else if (r.st == status::passing) {
+            r.output = "All checks passing.";
+        }
+    });
+    if (!svc.empty() && !snap.catalog.get_service(node, svc)) {
+        r.st = status::critical;
+        r.output = "Service " + svc + " could not be found on node " + node;
+    }
+    return r;
+}
+
+void checker::report(entry& e, probe_result r) {
+    status st = r.st;
+    if (e.spec.k != kind::alias &&
+        !e.damp.admit(r.st, e.spec.success_before_passing, e.spec.failures_before_warning,
+                      e.spec.failures_before_critical, st))
+        return;
+    const char* name = status_name(st);
+    uint64_t h = result_hash(name, r.output);
+    if (h == e.reported) return;
+    e.reported = h;
+    update u;
+    u.id = e.spec.id;
+    u.generation = e.spec.generation;
+    u.status = name;
+    u.output = std::move(r.output);
+    pending_.push_back(std::move(u));
+    ++stats_.changes;
+    if (!flushing_) {
+        flushing_ = true;
+        this_reactor().spawn(flush());
+    }
+}
+
+task<void> checker::flush() {
+    gate::holder g(gate_);
+    if (!g) {
+        flushing_ = false;
+        co_return;
+    }
+    co_await sleep_for(flush_window_);
+    while (!pending_.empty()) {
+        std::vector<update> batch = std::move(pending_);
+        pending_.clear();
+        ++stats_.batches;
+        sink* s = sink_;
+        auto fn = [s, batch = std::move(batch)]() mutable { return s->deliver(std::move(batch)); };
+        co_await submit_to(sink_shard_, std::move(fn));
+    }
+    flushing_ = false;
+}
+
+}  // namespace pharos::health

@@ -1,0 +1,108 @@
+// health probes: one run of an HTTP(S), TCP, UDP, script or gRPC check, with
+// Consul's status mapping and output text (shared/spec/consul-http-api.md §3,
+// agent/checks/check.go). Each probe is a coroutine on the calling shard; it
+// ends by its deadline (the whole exchange, Consul's Timeout) and, if its task
+// is cancelled, at once, closing what it opened. Nothing here keeps state
+// between runs: a target is prepared once per check definition, then probed.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/net.hh"
+#include "engine/task.hh"
+
+namespace pharos::health {
+
+enum class status : uint8_t { passing = 0, warning = 1, critical = 2 };
+const char* status_name(status s) noexcept;
+
+struct probe_result {
+    status st = status::critical;
+    std::string output;
+};
+
+// Keeps the last `cap` bytes written and counts all of them (Consul's circbuf).
+class ring_capture {
+public:
+    explicit ring_capture(size_t cap) : cap_(cap ? cap : 1) {}
+    void append(std::string_view s);
+    uint64_t total() const noexcept { return total_; }
+    size_t cap() const noexcept { return cap_; }
+    std::string str() const;  // the kept bytes, oldest first
+
+private:
+    size_t cap_;
+    std::string buf_;   // at most cap_ bytes, used as a ring once full
+    size_t head_ = 0;   // where the next byte goes once full
+    uint64_t total_ = 0;
+};
+
+// "host:port" or "[v6]:port" to an address: IP literals, "localhost" and names
+// in /etc/hosts (read once). No DNS queries: other names fail with Go's text.
+// `network` ("tcp", "udp") only shapes the error text.
+engine::result<engine::socket_address> resolve(std::string_view host_port, std::string_view network,
+                                               std::string* error);
+// Go's syscall error text for -errno: "connection refused", "i/o timeout" for timeouts.
+std::string errno_text(int negative_errno);
+
+// --- HTTP(S) ---
+struct http_options {
+    std::string url;
+    std::string method;  // "" is GET
+    std::vector<std::pair<std::string, std::vector<std::string>>> header;
+    std::string body;
+    std::string tls_server_name;
+    bool tls_skip_verify = false;
+};
+
+// A prepared HTTP check: address, request bytes and the text of its output.
+struct http_target {
+    std::string url, method;  // as in the output text
+    bool tls = false;
+    std::string sni;          // TLSServerName, else the URL's host if it is a name
+    bool skip_verify = false;
+    engine::socket_address addr;
+    std::string addr_text;    // addr as "ip:port", for error texts
+    std::string request;      // the whole request, sent as is
+    std::string error;        // non-empty: every run is critical with this output
+};
+std::shared_ptr<const http_target> prepare_http(const http_options& o);
+
+// 2xx passing, 429 warning, anything else or a transport error critical.
+// Output: "HTTP GET <url>: 200 OK Output: <last max_output bytes of the body>".
+// Cancel safety: the connection is closed; nothing is retried.
+engine::task<probe_result> probe_http(std::shared_ptr<const http_target> t, size_t max_output, engine::deadline dl);
+// The same over TLS (and for targets that failed to prepare): through health::conn.
+engine::task<probe_result> probe_https(std::shared_ptr<const http_target> t, size_t max_output, engine::deadline dl);
+
+// --- TCP / UDP ---
+// Passing "TCP connect <addr>: Success" if the connect succeeds, else critical
+// with Go's dial error ("dial tcp 127.0.0.1:1: connect: connection refused").
+// Cancel safety: the socket is closed.
+engine::task<probe_result> probe_tcp(std::string addr_text, engine::deadline dl);
+// Sends an empty datagram on a connected socket and waits for a reply until the
+// deadline: a reply or silence is passing ("UDP connect <addr>: Success"); an
+// ICMP error (connection refused) is critical, as Consul's CheckUDP.
+engine::task<probe_result> probe_udp(std::string addr_text, engine::deadline dl);
+
+// --- script ---
+// Runs argv (posix_spawn, own process group, stdin /dev/null, stdout and stderr
+// into one pipe read by the reactor, exit watched through a pidfd). Exit 0
+// passing, 1 warning, else critical. Output: the last max_output bytes, with
+// "Captured X of Y bytes\n...\n" when cut. At the deadline the whole process
+// group is killed: critical "Timed out (<timeout>) running check".
+// Cancel safety: the process group is killed and reaped before returning.
+engine::task<probe_result> probe_script(std::vector<std::string> argv, size_t max_output, int64_t timeout_ns,
+                                        engine::deadline dl);
+
+// --- gRPC ---
+// grpc.health.v1.Health/Check over HTTP/2 (h2c, or TLS with ALPN h2) for
+// "host:port[/service]". SERVING is passing "gRPC check <target>: success";
+// anything else critical. Cancel safety: the connection is closed.
+engine::task<probe_result> probe_grpc(std::string target, bool use_tls, std::string tls_server_name,
+                                      bool skip_verify, engine::deadline dl);
+
+}  // namespace pharos::health
