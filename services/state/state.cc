@@ -177,7 +177,10 @@ task<result> service::write_durable(command c) {
     if (!d) {
         result f;
         f.index = index;
-        f.error = "storage failed: the write was not made durable (" + durable_->wal().failure() + ")";
+        if (durable_->failed())
+            f.error = "storage failed: the write was not made durable (" + durable_->wal().failure() + ")";
+        else  // cancelled while waiting: the write stays logged and may still become durable
+            f.error = "the wait for durability was cancelled: " + d.error().message();
         co_return f;
     }
     co_return r;
