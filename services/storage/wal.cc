@@ -256,8 +256,13 @@ task<void> wal::flush_loop(gate::holder g) {
         pending_ = buffer();
         uint64_t first = pending_first_, last = last_;
         if (on_cut) on_cut(last);
+        auto t0 = clock::now();
         auto r = co_await write_batch(std::move(batch), first);
         ++batches_;
+        auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - t0).count();
+        if (took >= 1000)
+            log(log_level::warn, "wal: writing and syncing records %" PRIu64 "..%" PRIu64 " took %lld ms", first, last,
+                (long long)took);
         if (!r) {
             fail("writing records " + std::to_string(first) + ".." + std::to_string(last) + ": " + r.error().message());
             break;

@@ -117,6 +117,7 @@ class Agent:
 
 def load(agent, t, rnd, stop, acked, inflight, counts):
     """One client: sequential PUTs over its own keys; records what was acknowledged."""
+    t0 = time.time()
     try:
         conn = http.client.HTTPConnection("127.0.0.1", agent.port, timeout=10)
         j = 0
@@ -134,7 +135,8 @@ def load(agent, t, rnd, stop, acked, inflight, counts):
             del inflight[key]
             counts["acked"] += 1
             j += 1
-    except (OSError, http.client.HTTPException):
+    except (OSError, http.client.HTTPException) as e:
+        counts.setdefault("errors", []).append("%.3f %r" % (time.time() - t0, e))
         return  # the agent was killed
 
 
@@ -162,13 +164,18 @@ class Durability(unittest.TestCase):
                        for t in range(CLIENTS)]
             for th in threads:
                 th.start()
-            time.sleep(rng.uniform(0.25, 0.6))
+            # Kill at a random moment once writes flow (a contended disk can stall an fsync for a while).
+            deadline = time.time() + 20
+            while counts["acked"] < 16 and counts["bad"] == 0 and time.time() < deadline:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.05, 0.4))
             agent.kill9()
             stop.set()
             for th in threads:
                 th.join()
             self.assertEqual(counts["bad"], 0, agent.tail())
-            self.assertGreater(counts["acked"], 0, "round %d: no write was acknowledged" % rnd)
+            self.assertGreater(counts["acked"], 0, "round %d: no write was acknowledged; errors %s\n%s" % (
+                rnd, counts.get("errors"), agent.tail()))
             total += counts["acked"]
             truth.update(acked)
 
