@@ -36,7 +36,15 @@ enum class op_kind : uint8_t {
     read_at,       // pread into op->buf at op->offset
     write_at,      // pwrite op->buf at op->offset
     fdatasync,
+    writev_at,     // pwritev of op->iov (pointing into op->bufs) at op->offset
+    fsync,         // full fsync (directories)
 };
+
+// Regular-file operations: the epoll backend runs them synchronously.
+inline bool is_file_op(op_kind k) {
+    return k == op_kind::read_at || k == op_kind::write_at || k == op_kind::fdatasync || k == op_kind::writev_at ||
+           k == op_kind::fsync;
+}
 
 // One kernel operation. Owned by the reactor's op pool: it outlives the
 // awaiter that started it and is recycled only after its final completion, so

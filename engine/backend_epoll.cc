@@ -2,7 +2,8 @@
 // completion model: ops wait on per-fd read/write lists, edge-triggered
 // readiness retries them, and results are delivered from poll() only. Multishot
 // accept and recv are loops until EAGAIN; provided buffers are a free list.
-// File I/O (read_at, write_at, fdatasync) runs synchronously here.
+// File I/O (read_at, write_at, writev_at, fdatasync, fsync) runs synchronously
+// here, at the start of the next poll(): regular files have no readiness.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
@@ -154,7 +155,7 @@ private:
         op->wprev = s.tail[sd];
         if (s.tail[sd]) s.tail[sd]->wnext = op; else s.head[sd] = op;
         s.tail[sd] = op;
-        if (!s.registered) {
+        if (!s.registered && !is_file_op(op->kind)) {
             epoll_event ev{};
             ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
             ev.data.fd = op->fd;
@@ -275,6 +276,11 @@ private:
             return finish(r >= 0 ? int(r) : -errno);
         }
         case op_kind::fdatasync: return finish(::fdatasync(op->fd) == 0 ? 0 : -errno);
+        case op_kind::writev_at: {
+            ssize_t r = ::pwritev(op->fd, op->iov.data(), int(op->iov.size()), off_t(op->offset));
+            return finish(r >= 0 ? int(r) : -errno);
+        }
+        case op_kind::fsync: return finish(::fsync(op->fd) == 0 ? 0 : -errno);
         }
         return finish(-EINVAL);
     }

@@ -39,7 +39,7 @@ public:
         io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
         if (!probe) return "io_uring probe failed";
         static const int needed[] = {IORING_OP_ACCEPT,  IORING_OP_RECV,         IORING_OP_SEND,  IORING_OP_SENDMSG,
-                                     IORING_OP_CONNECT, IORING_OP_POLL_ADD,     IORING_OP_READ,  IORING_OP_WRITE,
+                                     IORING_OP_CONNECT, IORING_OP_POLL_ADD,     IORING_OP_READ,  IORING_OP_WRITE, IORING_OP_WRITEV,
                                      IORING_OP_FSYNC,   IORING_OP_ASYNC_CANCEL, IORING_OP_NOP};
         for (int op : needed) {
             if (!io_uring_opcode_supported(probe, op)) {
@@ -113,6 +113,10 @@ public:
         case op_kind::read_at: io_uring_prep_read(sqe, op->fd, p, unsigned(op->buf.capacity()), op->offset); break;
         case op_kind::write_at: io_uring_prep_write(sqe, op->fd, p, unsigned(op->buf.size()), op->offset); break;
         case op_kind::fdatasync: io_uring_prep_fsync(sqe, op->fd, IORING_FSYNC_DATASYNC); break;
+        case op_kind::writev_at:
+            io_uring_prep_writev(sqe, op->fd, op->iov.data(), unsigned(op->iov.size()), op->offset);
+            break;
+        case op_kind::fsync: io_uring_prep_fsync(sqe, op->fd, 0); break;
         }
         io_uring_sqe_set_data(sqe, op);
     }

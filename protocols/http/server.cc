@@ -20,9 +20,15 @@ task<void> server::start() {
     if (!at) throw std::runtime_error("http: bad address " + cfg_.addr);
     // The first shard checks that no other process holds the port: SO_REUSEPORT
     // would let two agents share it silently.
+    // A process killed a moment ago may still hold it while the kernel tears its
+    // io_uring down: wait up to 2 s for that before giving up.
     if (this_shard() == 0 && cfg_.port != 0) {
-        if (auto free = tcp_listener::check_free(*at); !free)
-            throw std::runtime_error("http: listen on " + at->to_string() + ": " + free.error().message());
+        auto free = tcp_listener::check_free(*at);
+        for (int i = 0; i < 20 && !free; ++i) {
+            co_await sleep_for(std::chrono::milliseconds(100));
+            free = tcp_listener::check_free(*at);
+        }
+        if (!free) throw std::runtime_error("http: listen on " + at->to_string() + ": " + free.error().message());
     }
     auto l = tcp_listener::listen(*at);
     if (!l) throw std::runtime_error("http: listen on " + at->to_string() + ": " + l.error().message());

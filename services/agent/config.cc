@@ -418,7 +418,6 @@ constexpr std::string_view unsupported_keys[] = {
     "raft_boltdb",
     "raft_logstore",
     "raft_snapshot_interval",
-    "raft_snapshot_threshold",
     "raft_trailing_logs",
     "reporting",
     "retry_interval_wan",
@@ -523,6 +522,8 @@ void file_reader::top(const std::string& k, element v) {
         performance(v);
     else if (k == "raft_protocol")
         c.raft_protocol = int(integer(k, v));
+    else if (k == "raft_snapshot_threshold")
+        c.raft_snapshot_threshold = int(integer(k, v));
     else if (k == "default_query_time")
         c.default_query_time = duration(k, v);
     else if (k == "max_query_time")

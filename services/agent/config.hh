@@ -92,7 +92,7 @@ struct config {
     addresses_config addresses;
 
     // State.
-    std::string data_dir;  // -data-dir; required unless -dev (durability is not implemented yet)
+    std::string data_dir;  // -data-dir; required unless -dev: the WAL and snapshots live in <data_dir>/state
     std::string pid_file;  // -pid-file: written at start, removed on clean exit
 
     // Cluster.
@@ -109,6 +109,7 @@ struct config {
     std::string encrypt;                          // gossip key (base64), stored for the gossip layer
     int raft_multiplier = 5;                      // performance.raft_multiplier; -dev: 1
     int raft_protocol = 3;
+    int raft_snapshot_threshold = 16384;  // commands between state snapshots (with -data-dir)
 
     // API behaviour.
     std::chrono::nanoseconds default_query_time = std::chrono::seconds(300);  // blocking query default wait

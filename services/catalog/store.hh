@@ -25,6 +25,10 @@
 
 #include "services/state/pmap.hh"
 
+namespace pharos::state {
+struct snapshot_codec;
+}
+
 namespace pharos::catalog {
 
 using str_map = std::vector<std::pair<std::string, std::string>>;  // sorted by key, as Go marshals maps
@@ -207,6 +211,7 @@ public:
                                             std::string_view output, uint64_t index, touched* t = nullptr);
 
 private:
+    friend struct state::snapshot_codec;  // state/codec.cc: encodes and restores every table
     static std::string row_prefix(std::string_view node);
     static std::string row_key(std::string_view node, std::string_view id);
     static std::string name_key(std::string_view name, std::string_view node, std::string_view id);

@@ -93,10 +93,16 @@ task<void> server::start() {
     auto at = socket_address::parse(cfg_.addr, cfg_.port);
     if (!at) throw std::runtime_error("dns: bad address " + cfg_.addr);
     // As the HTTP server: SO_REUSEPORT must not let two agents share the port silently.
+    // (Up to 2 s for a process killed a moment ago, as the HTTP server.)
     if (this_shard() == 0 && cfg_.port != 0) {
         auto tcp_free = tcp_listener::check_free(*at);
-        if (!tcp_free) throw std::runtime_error("dns: listen tcp " + at->to_string() + ": " + tcp_free.error().message());
         auto udp_free = tcp_listener::check_free_udp(*at);
+        for (int i = 0; i < 20 && (!tcp_free || !udp_free); ++i) {
+            co_await sleep_for(std::chrono::milliseconds(100));
+            tcp_free = tcp_listener::check_free(*at);
+            udp_free = tcp_listener::check_free_udp(*at);
+        }
+        if (!tcp_free) throw std::runtime_error("dns: listen tcp " + at->to_string() + ": " + tcp_free.error().message());
         if (!udp_free) throw std::runtime_error("dns: bind udp " + at->to_string() + ": " + udp_free.error().message());
     }
     auto u = udp_socket::bind(*at, true);

@@ -22,6 +22,10 @@
 
 #include "services/state/pmap.hh"
 
+namespace pharos::state {
+struct snapshot_codec;
+}
+
 namespace pharos::kv {
 
 struct entry {
@@ -73,6 +77,7 @@ public:
     size_t reap_tombstones(uint64_t index);
 
 private:
+    friend struct state::snapshot_codec;  // state/codec.cc: encodes and restores every table
     void bump(uint64_t index) noexcept {
         if (index > table_index_) table_index_ = index;
     }

@@ -17,6 +17,10 @@
 #include "protocols/json/writer.hh"
 #include "services/state/pmap.hh"
 
+namespace pharos::state {
+struct snapshot_codec;
+}
+
 namespace pharos::session {
 
 enum class keys_behavior : uint8_t { release, remove };  // Consul's "release" | "delete"
@@ -81,6 +85,7 @@ public:
     void set_lock_delay(std::string_view key, int64_t until_ns);
 
 private:
+    friend struct state::snapshot_codec;  // state/codec.cc: encodes and restores every table
     static std::string node_prefix(std::string_view node);
     static std::string pair_key(std::string_view a, std::string_view b);
 

@@ -2,6 +2,7 @@
 
 #include "engine/gate.hh"
 #include "services/session/rules.hh"
+#include "services/state/durable.hh"
 
 namespace pharos::state {
 using namespace engine;
@@ -149,22 +150,49 @@ result fsm::apply(const command& c, uint64_t index, change_set& cs, int64_t now_
     return r;
 }
 
-service::service(sharded<service>* group, published<snapshot>* pub) : group_(group), pub_(pub) {
-    if (this_shard() == pub_->owner()) fsm_ = std::make_unique<fsm>();
+service::service(sharded<service>* group, published<snapshot>* pub, durable_log* durable)
+    : group_(group), pub_(pub), durable_(durable) {
+    if (this_shard() != pub_->owner()) return;
+    if (!durable_) {
+        fsm_ = std::make_unique<fsm>();
+        return;
+    }
+    fsm_ = std::make_unique<fsm>(durable_->recovered());
+    next_index_ = durable_->last_index() + 1;
+    durable_->attach(fsm_.get(), [this](std::unique_ptr<snapshot> s, std::vector<std::shared_ptr<const change_set>> cs) {
+        publish(std::move(s), std::move(cs));
+    });
 }
 
 task<void> service::stop() {
     stopping_ = true;
     hub_.notify_all();
-    co_await deliveries_.close();  // the owner stops first (sharded::stop goes in shard order)
+    // The owner stops first (sharded::stop goes in shard order): the batch in
+    // flight is published before the deliveries close.
+    if (durable_ && this_shard() == owner()) co_await durable_->stop();
+    co_await deliveries_.close();
 }
 
 namespace {
-task<void> deliver(gate::holder g, sharded<service>* group, unsigned shard, std::shared_ptr<const change_set> cs) {
+task<void> deliver_to(gate::holder g, sharded<service>* group, unsigned shard, std::shared_ptr<const change_set> cs) {
     auto fn = [group, cs]() { group->local().hub().notify(*cs); };
     co_await submit_to(shard, std::move(fn));
 }
 }  // namespace
+
+void service::deliver(std::shared_ptr<const change_set> shared) {
+    for (unsigned i = 0; i < group_->size(); ++i) {
+        if (i == this_shard())
+            hub_.notify(*shared);
+        else if (gate::holder g(deliveries_); g)
+            this_reactor().spawn(deliver_to(std::move(g), group_, i, shared));
+    }
+}
+
+void service::publish(std::unique_ptr<snapshot> s, std::vector<std::shared_ptr<const change_set>> changes) {
+    pub_->publish(std::move(s));
+    for (auto& cs : changes) deliver(std::move(cs));
+}
 
 result service::apply_on_owner(command c) {
     uint64_t index = next_index_++;
@@ -174,18 +202,48 @@ result service::apply_on_owner(command c) {
     // published tables as they are: no new version, nobody to wake.
     if (!cs->empty()) {
         pub_->publish(std::make_unique<snapshot>(fsm_->tables()));
-        std::shared_ptr<const change_set> shared = std::move(cs);
-        for (unsigned i = 0; i < group_->size(); ++i) {
-            if (i == this_shard())
-                hub_.notify(*shared);
-            else if (gate::holder g(deliveries_); g)
-                this_reactor().spawn(deliver(std::move(g), group_, i, shared));
-        }
+        deliver(std::move(cs));
     }
     return r;
 }
 
+// Every command is logged, even one that changed nothing: its answer (a failed
+// CAS) may depend on writes not yet durable, and replay must give the same indexes.
+task<result> service::write_durable(command c) {
+    result r;
+    if (durable_->failed()) {
+        r.error = "storage failed: writes are refused until the agent restarts (" + durable_->wal().failure() + ")";
+        co_return r;
+    }
+    uint64_t index = next_index_++;
+    auto cs = std::make_shared<change_set>();
+    const int64_t now_ns = clock::now().time_since_epoch().count();  // logged with the command: replay sees it too
+    r = fsm_->apply(c, index, *cs, now_ns);
+    if (!durable_->append(index, now_ns, c, std::move(cs))) {
+        result f;
+        f.error = "storage failed: writes are refused until the agent restarts";
+        co_return f;
+    }
+    auto d = co_await durable_->wait_durable(index);
+    if (!d) {
+        result f;
+        f.index = index;
+        if (durable_->failed())
+            f.error = "storage failed: the write was not made durable (" + durable_->wal().failure() + ")";
+        else  // cancelled while waiting: the write stays logged and may still become durable
+            f.error = "the wait for durability was cancelled: " + d.error().message();
+        co_return f;
+    }
+    co_return r;
+}
+
 task<result> service::write(command c) {
+    if (durable_) {
+        if (this_shard() == owner()) co_return co_await write_durable(std::move(c));
+        sharded<service>* g = group_;
+        auto fn = [g, c = std::move(c)]() mutable { return g->local().write_durable(std::move(c)); };
+        co_return co_await submit_to(owner(), std::move(fn));
+    }
     if (this_shard() == owner()) co_return apply_on_owner(std::move(c));
     sharded<service>* g = group_;
     auto fn = [g, c = std::move(c)]() mutable { return g->local().apply_on_owner(std::move(c)); };

@@ -11,9 +11,11 @@
 // every shard before it is acknowledged. Reads never leave their shard: they
 // read the published snapshot without locks.
 //
-// In -dev mode the index is a counter. The WAL (durability issue) and Raft
-// later sit between "assign index" and "apply": a command is plain data so it
-// can be encoded into their logs.
+// The index is a counter (Raft later assigns it). With a data dir the owner
+// also logs every command (durable.hh): it applies at once, but publishes and
+// answers only after the WAL batch holding the command is fsynced, so no write
+// is visible anywhere, or acknowledged, before it is durable. -dev keeps
+// everything in memory and publishes at once.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -90,6 +92,8 @@ struct result {
 // The deterministic state machine. Plain data; the owner drives it.
 class fsm {
 public:
+    fsm() = default;
+    explicit fsm(snapshot s) : s_(std::move(s)) {}  // recovery
     // Applies `c` at `index` (which must grow); fills `changes` with what it touched.
     // `now_ns` is the owner's clock when it logged the entry (engine::clock, ns):
     // the only time the fsm sees (lock-delay), so a log entry is (index, now_ns,
@@ -103,14 +107,17 @@ private:
 };
 
 class service;
+class durable_log;
 
 // The sharded state service. On shard 0, create the published snapshot, then
-// sharded<service>::start(&group, &published) where `group` is the
+// sharded<service>::start(&group, &published[, &durable]) where `group` is the
 // sharded<service> itself. The shard that created `published` owns the fsm.
-// Stop the group before destroying `published`.
+// With `durable` (opened on that shard), the fsm starts from its recovered
+// tables and every write is logged. Stop the group before destroying
+// `published` and stopping `durable`.
 class service {
 public:
-    service(engine::sharded<service>* group, engine::published<snapshot>* pub);
+    service(engine::sharded<service>* group, engine::published<snapshot>* pub, durable_log* durable = nullptr);
     engine::task<void> stop();
     // Shutdown has begun: blocked queries answer now with what they have.
     void begin_stop() {
@@ -120,8 +127,10 @@ public:
 
     // Any shard: the current snapshot. Valid until the caller next suspends.
     const snapshot& read() const noexcept { return *pub_->read(); }
-    // Any shard: applies `c` on the owner and returns once every shard can see it.
-    // Cancel safety: once sent, the command is applied even if the caller goes away.
+    // Any shard: applies `c` on the owner and returns once every shard can see it
+    // (with a data dir: once it is durable; if storage failed, an error result
+    // and nothing visible). Cancel safety: once sent, the command is applied
+    // (and logged) even if the caller goes away.
     engine::task<result> write(command c);
     // This shard's hub, for blocking queries.
     watch_hub& hub() noexcept { return hub_; }
@@ -131,6 +140,10 @@ public:
 
 private:
     result apply_on_owner(command c);
+    engine::task<result> write_durable(command c);
+    void publish(std::unique_ptr<snapshot> s, std::vector<std::shared_ptr<const change_set>> changes);
+    void deliver(std::shared_ptr<const change_set> cs);
+    durable_log* durable_ = nullptr;
     engine::sharded<service>* group_;
     engine::published<snapshot>* pub_;
     std::unique_ptr<fsm> fsm_;  // owner only

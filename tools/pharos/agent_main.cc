@@ -3,11 +3,16 @@
 // order on SIGINT/SIGTERM or PUT /v1/agent/leave.
 #include "agent_main.hh"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "engine/log.hh"
 #include "engine/signals.hh"
@@ -18,7 +23,9 @@
 #include "services/api/http_api.hh"
 #include "services/session/ttl.hh"
 #include "services/dns/server.hh"
+#include "services/state/durable.hh"
 #include "services/state/state.hh"
+#include "services/storage/fs.hh"
 
 namespace pharos::tools {
 namespace {
@@ -92,10 +99,41 @@ task<void> register_config_definitions(agent::agent& ag) {
     }
 }
 
+// With -data-dir: <data_dir>/state holds the WAL and snapshots; recovery runs
+// here, before anything is served. Returns an error text.
+task<std::string> open_durable(const agent::config& cfg, std::unique_ptr<state::durable_log>& out) {
+    if (::mkdir(cfg.data_dir.c_str(), 0750) < 0 && errno != EEXIST)
+        co_return "cannot create data_dir " + cfg.data_dir + ": " + strerror(errno);
+    std::unique_ptr<storage::fs> dir;
+    try {
+        dir = storage::make_disk_fs(cfg.data_dir + "/state");
+    } catch (const std::exception& e) {
+        co_return std::string(e.what());
+    }
+    // One agent per data dir (the kernel drops the lock when the process dies).
+    std::string lock = cfg.data_dir + "/state/LOCK";
+    int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0 || ::flock(fd, LOCK_EX | LOCK_NB) < 0)
+        co_return "data_dir " + cfg.data_dir + " is in use by another agent (cannot lock " + lock + ")";
+    state::durable_options o;
+    o.snapshot_every = uint64_t(std::max(1, cfg.raft_snapshot_threshold));
+    co_return co_await state::durable_log::open(std::move(dir), o, out);  // fd stays open (and locked) until exit
+}
+
 task<int> agent_main(agent_args a) {
-    published<state::snapshot> pub(std::make_unique<state::snapshot>());
+    std::unique_ptr<state::durable_log> durable;
+    if (!a.cfg.dev) {
+        std::string err = co_await open_durable(a.cfg, durable);
+        if (!err.empty()) {
+            log(log_level::error, "%s", err.c_str());
+            co_return 1;
+        }
+    }
+    auto first = std::make_unique<state::snapshot>();
+    if (durable) *first = durable->recovered();
+    published<state::snapshot> pub(std::move(first));
     sharded<state::service> st;
-    co_await st.start(&st, &pub);
+    co_await st.start(&st, &pub, durable.get());
     agent::agent ag(a.cfg, &st);
     co_await ag.start();
     co_await register_config_definitions(ag);
@@ -188,7 +226,6 @@ int run_agent(const agent::config& cfg, const std::vector<std::string>& warnings
         log(log_level::error, "client mode is not supported yet: run with -dev or -server");
         return 1;
     }
-    if (!cfg.dev) log(log_level::warn, "durability is not implemented yet: state is kept in memory only");
     if (!cfg.start_join.empty() || !cfg.retry_join.empty())
         log(log_level::warn, "gossip membership is not implemented yet: -join and -retry-join are ignored");
     if (cfg.ports.http <= 0) {
