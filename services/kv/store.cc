@@ -139,24 +139,26 @@ size_t store::reap_tombstones(uint64_t index) {
     for (auto& k : dead) tombstones_.erase(k);
     return dead.size();
 }
+void write_entry(json::writer& w, const entry& e) {
+    w.begin_object();
+    w.key("LockIndex").number(e.lock_index);
+    w.key("Key").string(e.key);
+    w.key("Flags").number(e.flags);
+    w.key("Value");
+    if (e.value.empty())
+        w.null();
+    else
+        w.bytes_base64(e.value);
+    if (!e.session.empty()) w.key("Session").string(e.session);
+    w.key("CreateIndex").number(e.create_index);
+    w.key("ModifyIndex").number(e.modify_index);
+    w.end_object();
+}
+
 std::string to_json(const std::vector<const entry*>& entries) {
     json::writer w;
     w.begin_array();
-    for (const entry* e : entries) {
-        w.begin_object();
-        w.key("LockIndex").number(e->lock_index);
-        w.key("Key").string(e->key);
-        w.key("Flags").number(e->flags);
-        w.key("Value");
-        if (e->value.empty())
-            w.null();
-        else
-            w.bytes_base64(e->value);
-        if (!e->session.empty()) w.key("Session").string(e->session);
-        w.key("CreateIndex").number(e->create_index);
-        w.key("ModifyIndex").number(e->modify_index);
-        w.end_object();
-    }
+    for (const entry* e : entries) write_entry(w, *e);
     w.end_array();
     return w.take();
 }

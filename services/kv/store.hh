@@ -13,6 +13,7 @@
 // tombstone under it. Deletes leave tombstones so prefix indexes never go
 // backwards until the tombstones are reaped.
 #pragma once
+#include "protocols/json/writer.hh"
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -95,5 +96,7 @@ private:
 // Consul's JSON for a list of entries: [{"LockIndex","Key","Flags","Value","Session"?,
 // "CreateIndex","ModifyIndex"}], Value base64 or null.
 std::string to_json(const std::vector<const entry*>& entries);
+// One DirEntry object, as Consul writes it (also a /v1/txn result's "KV").
+void write_entry(json::writer& w, const entry& e);
 
 }  // namespace pharos::kv

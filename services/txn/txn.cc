@@ -334,19 +334,8 @@ void write_response(json::writer& w, const response& r, bool read_only) {
         for (auto& x : r.results) {
             w.begin_object();
             if (auto* e = std::get_if<kv::entry>(&x)) {
-                w.key("KV").begin_object();
-                w.key("LockIndex").number(e->lock_index);
-                w.key("Key").string(e->key);
-                w.key("Flags").number(e->flags);
-                w.key("Value");
-                if (e->value.empty())
-                    w.null();
-                else
-                    w.bytes_base64(e->value);
-                if (!e->session.empty()) w.key("Session").string(e->session);
-                w.key("CreateIndex").number(e->create_index);
-                w.key("ModifyIndex").number(e->modify_index);
-                w.end_object();
+                w.key("KV");
+                kv::write_entry(w, *e);
             } else if (auto* n = std::get_if<catalog::node>(&x)) {
                 w.key("Node");
                 catalog::write_node(w, *n);
