@@ -7,65 +7,26 @@ catalog, health, event, status and KV calls a real client makes.
 Each test starts its own agent on a free 127.0.0.1 port and stops it in its
 cleanup, whether the test passed or not. Usage: api_python_consul_test.py path/to/pharos"""
 import base64
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
-import urllib.request
 
 import consul  # python3-consul2
+
+import support
 
 PHAROS = sys.argv.pop(1) if len(sys.argv) > 1 else "build/pharos"
 SERVICE_CHECK = "service:my-service-1"  # Consul's ID for a service's single embedded check
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class AgentApiWithPythonConsul(unittest.TestCase):
     def setUp(self):
-        self.port = free_port()
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([PHAROS, "agent", "-dev", "-client", "127.0.0.1", "-dns-port", "-1", "-http-port", str(self.port),
-                                      "-shards", "2"], stdout=self.log, stderr=subprocess.STDOUT)
-        self.addCleanup(self.stop_agent)
-        # Ready as Consul's own harness judges it: /v1/status/leader answers.
-        deadline = time.time() + 10
-        while True:
-            self.assertIsNone(self.proc.poll(), "pharos exited at start:\n" + self.agent_log())
-            try:
-                with urllib.request.urlopen("http://127.0.0.1:%d/v1/status/leader" % self.port, timeout=1) as r:
-                    if r.read().strip(b'"'):
-                        break
-            except OSError:
-                pass
-            self.assertLess(time.time(), deadline, "pharos did not answer /v1/status/leader in 10 s")
-            time.sleep(0.05)
+        self.agent = support.Agent(PHAROS).start()
+        self.addCleanup(self.agent.stop)
+        self.port = self.agent.port
         self.c = consul.Consul(host="127.0.0.1", port=self.port, timeout=30)
         self.node = self.c.agent.self()["Config"]["NodeName"]
-
-    def stop_agent(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError("pharos did not stop on SIGTERM within 10 s")
-        finally:
-            self.log.close()
-
-    def agent_log(self):
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-4000:]
 
     def register_my_service(self):
         self.assertTrue(self.c.agent.service.register("my-service", service_id="my-service-1", address="127.0.0.1",

@@ -4,67 +4,29 @@
 agent started from a Consul-style config file. Usage: cli_test.py path/to/pharos"""
 import json
 import os
-import re
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 import urllib.request
+
+import support
 
 PHAROS = sys.argv.pop(1) if len(sys.argv) > 1 else "build/pharos"
 NODE_ID = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_for_http(port, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen("http://127.0.0.1:%d/v1/status/leader" % port, timeout=1).read()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("agent did not answer on port %d" % port)
-
-
-def start_agent(args):
-    return subprocess.Popen([PHAROS, "agent", "-dns-port", "-1"] + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def stop_agent(proc):
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise
-
-
 class Cli(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.port = free_port()
-        cls.proc = start_agent(["-dev", "-client", "127.0.0.1", "-http-port", str(cls.port), "-shards", "2",
-                                "-node", "cli-node", "-node-id", NODE_ID])
-        wait_for_http(cls.port)
+        cls.agent = support.Agent(PHAROS, "-node", "cli-node", "-node-id", NODE_ID).start()
+        cls.port = cls.agent.port
         cls.tmp = tempfile.TemporaryDirectory()
 
     @classmethod
     def tearDownClass(cls):
         cls.tmp.cleanup()
-        stop_agent(cls.proc)
+        cls.agent.stop()
 
     def run_cli(self, *args, env=None):
         e = dict(os.environ)
@@ -224,7 +186,7 @@ class Cli(unittest.TestCase):
         self.assertEqual(code, 0, err)
 
     def test_unreachable_agent_is_an_error(self):
-        closed = free_port()
+        closed = support.free_port()
         p = subprocess.run([PHAROS, "members", "-http-addr", "127.0.0.1:%d" % closed], capture_output=True,
                            text=True, timeout=30)
         self.assertEqual(p.returncode, 1)
@@ -246,14 +208,14 @@ class LeaveAndConfigFile(unittest.TestCase):
 
     def test_config_file_agent_answers_then_leaves(self):
         with tempfile.TemporaryDirectory() as tmp:
-            port = free_port()
+            port = support.free_port()
             cfg = {
                 "node_name": "node-" + NODE_ID, "node_id": NODE_ID, "performance": {"raft_multiplier": 1},
                 "bootstrap": True, "server": True, "data_dir": os.path.join(tmp, "data"), "segments": None,
                 "disable_update_check": True, "log_level": "debug", "bind_addr": "127.0.0.1", "addresses": {},
-                "ports": {"dns": free_port(), "http": port, "https": free_port(), "serf_lan": free_port(),
-                          "serf_wan": free_port(), "server": free_port(), "grpc": free_port(),
-                          "grpc_tls": free_port()},
+                "ports": {"dns": support.free_port(), "http": port, "https": support.free_port(), "serf_lan": support.free_port(),
+                          "serf_wan": support.free_port(), "server": support.free_port(), "grpc": support.free_port(),
+                          "grpc_tls": support.free_port()},
                 "acl": {"tokens": {}},
                 "connect": {"enabled": True, "ca_config": {"cluster_id": "11111111-2222-3333-4444-555555555555"}},
                 "skip_leave_on_interrupt": True, "peering": {"enabled": True},
@@ -261,9 +223,9 @@ class LeaveAndConfigFile(unittest.TestCase):
             path = os.path.join(tmp, "config.json")
             with open(path, "w") as f:
                 json.dump(cfg, f)
-            proc = start_agent(["-config-file", path, "-shards", "1"])
+            agent = support.Agent(PHAROS, "-config-file", path, "-shards", "1", http_port=port, only_args=True)
             try:
-                wait_for_http(port)
+                agent.start()
                 p = subprocess.run([PHAROS, "members", "-http-addr", "127.0.0.1:%d" % port], capture_output=True,
                                    text=True, timeout=30)
                 self.assertEqual(p.returncode, 0, p.stderr)
@@ -272,9 +234,9 @@ class LeaveAndConfigFile(unittest.TestCase):
                 p = subprocess.run([PHAROS, "leave", "-http-addr", "127.0.0.1:%d" % port], capture_output=True,
                                    text=True, timeout=30)
                 self.assertEqual((p.returncode, p.stdout), (0, "Graceful leave complete\n"), p.stderr)
-                self.assertEqual(proc.wait(timeout=10), 0)  # the agent shuts down after a leave
+                self.assertEqual(agent.proc.wait(timeout=10), 0)  # the agent shuts down after a leave
             finally:
-                stop_agent(proc)
+                agent.stop()
 
     def test_bad_config_exits_1(self):
         with tempfile.TemporaryDirectory() as tmp:

@@ -9,46 +9,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
-import urllib.request
+
+import support
 
 PHAROS = sys.argv.pop(1) if len(sys.argv) > 1 else "build/pharos"
-
-
-def free_port():
-    # A port free for both UDP and TCP.
-    while True:
-        t = socket.socket()
-        t.bind(("127.0.0.1", 0))
-        port = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            u.close()
-            t.close()
-
-
-def http(port, method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), data=data, method=method)
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return r.read()
-
-
-def wait_for_http(port, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            http(port, "GET", "/v1/status/leader")
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("agent did not answer on port %d" % port)
 
 
 class Dig:
@@ -86,42 +51,32 @@ class Dig:
 class DnsDig(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.http_port = free_port()
-        cls.dns_port = free_port()
+        cls.dns_port = support.free_port(udp=True)
         cls.tmp = tempfile.TemporaryDirectory()
         cfg = os.path.join(cls.tmp.name, "dns.json")
         with open(cfg, "w") as f:
             json.dump({"dns_config": {"udp_answer_limit": 8, "enable_truncate": True,
                                       "service_ttl": {"*": "5s"}, "node_ttl": "10s"},
                        "node_meta": {"rack": "r1"}}, f)
-        cls.proc = subprocess.Popen([PHAROS, "agent", "-dev", "-client", "127.0.0.1", "-http-port",
-                                     str(cls.http_port), "-dns-port", str(cls.dns_port), "-shards", "2",
-                                     "-node", "dns-node", "-config-file", cfg],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_http(cls.http_port)
+        cls.agent = support.Agent(PHAROS, "-node", "dns-node", "-config-file", cfg, dns_port=cls.dns_port).start()
+        cls.http_port = cls.agent.port
         cls.dig = Dig(cls.dns_port)
         # web1..web12 on 10.0.0.i, each with a TTL check, all passing.
         for i in range(1, 13):
-            http(cls.http_port, "PUT", "/v1/agent/service/register",
+            support.ok(cls.http_port, "PUT", "/v1/agent/service/register",
                  {"Name": "web", "ID": "web%d" % i, "Address": "10.0.0.%d" % i, "Port": 8000 + i,
                   "Tags": ["prod"] if i % 2 else ["canary"], "Weights": {"Passing": 10, "Warning": 1},
                   "Check": {"TTL": "600s"}})
-            http(cls.http_port, "PUT", "/v1/agent/check/pass/service:web%d" % i)
+            support.ok(cls.http_port, "PUT", "/v1/agent/check/pass/service:web%d" % i)
         # 40 "big" instances for the size limits.
         for i in range(1, 41):
-            http(cls.http_port, "PUT", "/v1/agent/service/register",
+            support.ok(cls.http_port, "PUT", "/v1/agent/service/register",
                  {"Name": "big", "ID": "big%d" % i, "Address": "10.1.%d.%d" % (i // 200, i % 200 + 1),
                   "Port": 9000 + i})
 
     @classmethod
     def tearDownClass(cls):
-        cls.proc.terminate()
-        try:
-            cls.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            cls.proc.kill()
-            cls.proc.wait()
-            raise
+        cls.agent.stop()
         cls.tmp.cleanup()
 
     def web_addresses(self, *args):
@@ -129,7 +84,7 @@ class DnsDig(unittest.TestCase):
 
     def test_only_healthy_instances_answer_and_a_critical_check_removes_one(self):
         self.assertEqual(self.web_addresses(), {"10.0.0.%d" % i for i in range(1, 13)})
-        http(self.http_port, "PUT", "/v1/agent/check/fail/service:web3")
+        support.ok(self.http_port, "PUT", "/v1/agent/check/fail/service:web3")
         try:
             self.assertEqual(self.web_addresses(), {"10.0.0.%d" % i for i in range(1, 13) if i != 3})
             status, _, answer, additional, _, _ = self.dig.full("_web._tcp.service.consul", "SRV", "+tcp")
@@ -137,17 +92,17 @@ class DnsDig(unittest.TestCase):
             self.assertEqual(len(answer), 11)
             self.assertNotIn("0a000003.addr.dc1.consul.", [row[-1] for row in answer])
         finally:
-            http(self.http_port, "PUT", "/v1/agent/check/pass/service:web3")
+            support.ok(self.http_port, "PUT", "/v1/agent/check/pass/service:web3")
         self.assertIn("10.0.0.3", self.web_addresses())
         # Warning keeps the instance, with the warning weight.
-        http(self.http_port, "PUT", "/v1/agent/check/warn/service:web5")
+        support.ok(self.http_port, "PUT", "/v1/agent/check/warn/service:web5")
         try:
             _, _, answer, _, _, _ = self.dig.full("web.service.consul", "SRV", "+tcp")
             weights = {row[-1]: row[-3] for row in answer}
             self.assertEqual(weights["0a000005.addr.dc1.consul."], "1")
             self.assertEqual(weights["0a000001.addr.dc1.consul."], "10")
         finally:
-            http(self.http_port, "PUT", "/v1/agent/check/pass/service:web5")
+            support.ok(self.http_port, "PUT", "/v1/agent/check/pass/service:web5")
 
     def test_srv_answers_with_targets_and_additional_addresses(self):
         status, flags, answer, additional, _, _ = self.dig.full("_web._prod.service.consul", "SRV")

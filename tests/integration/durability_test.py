@@ -11,10 +11,7 @@ import json
 import os
 import random
 import shutil
-import signal
-import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -22,18 +19,12 @@ import time
 import unittest
 import base64
 
+import support
+
 PHAROS = sys.argv.pop(1) if len(sys.argv) > 1 else "build/pharos"
 ROUNDS = int(os.environ.get("PHAROS_CRASH_ROUNDS", "20"))
 CLIENTS = 16
 KEYS_PER_CLIENT = 40
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def crc32c(data, crc=0):
@@ -52,51 +43,18 @@ def wal_record(index, term, rtype, payload):
     return length + struct.pack("<I", crc) + rest
 
 
-class Agent:
+class Agent(support.Agent):
+    """A durable server agent on `data_dir`, restartable; its log is appended to `data_dir`.log."""
+
     def __init__(self, data_dir, config=None):
+        args = ["-server", "-bootstrap", "-data-dir", data_dir, "-bind", "127.0.0.1", "-node", "crash-test"]
+        if config:
+            args += ["-config-file", config]
+        super().__init__(PHAROS, *args, dev=False, log_path=data_dir + ".log")
         self.data_dir = data_dir
-        self.port = free_port()
-        self.config = config
-        self.proc = None
-        self.log = os.path.join(data_dir + ".log")
-
-    def start(self, expect_ready=True):
-        args = [PHAROS, "agent", "-server", "-bootstrap", "-data-dir", self.data_dir, "-client", "127.0.0.1", "-dns-port", "-1",
-                "-bind", "127.0.0.1", "-http-port", str(self.port), "-node", "crash-test", "-shards", "2"]
-        if self.config:
-            args += ["-config-file", self.config]
-        self.logf = open(self.log, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT)
-        if not expect_ready:
-            return
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("agent exited with %d:\n%s" % (self.proc.returncode, self.tail()))
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
-                c.request("GET", "/v1/status/leader")
-                if c.getresponse().status == 200:
-                    c.close()
-                    return
-            except OSError:
-                pass
-            time.sleep(0.02)
-        raise AssertionError("agent not ready:\n" + self.tail())
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-        self.logf.close()
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=15)
-        self.logf.close()
 
     def tail(self):
-        with open(self.log, "rb") as f:
-            return f.read().decode(errors="replace")[-3000:]
+        return self.log(3000)
 
     def kv_all(self):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
@@ -240,7 +198,7 @@ class Durability(unittest.TestCase):
             data[at] ^= 0x40
             f.seek(0)
             f.write(data)
-        agent.start(expect_ready=False)
+        agent.start(ready=False)
         rc = agent.proc.wait(timeout=15)
         agent.logf.close()
         self.assertNotEqual(rc, 0)

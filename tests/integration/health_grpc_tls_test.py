@@ -8,7 +8,6 @@ import http.client
 import http.server
 import json
 import os
-import socket
 import ssl
 import subprocess
 import sys
@@ -20,15 +19,9 @@ from concurrent import futures
 
 import grpc
 
+import support
+
 PHAROS = sys.argv.pop(1) if len(sys.argv) > 1 else "build/pharos"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -77,32 +70,19 @@ class ProbesOverTls(unittest.TestCase):
         cls.grpcs_port = cls.grpc.add_secure_port("127.0.0.1:0", creds)
         cls.grpc.start()
 
-        cls.port = free_port()
-        cls.agent = subprocess.Popen([PHAROS, "agent", "-dev", "-client", "127.0.0.1", "-dns-port", "-1", "-http-port", str(cls.port),
-                                      "-shards", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            try:
-                cls.call("GET", "/v1/status/leader")
-                break
-            except OSError:
-                time.sleep(0.05)
+        cls.agent = support.Agent(PHAROS).start()
+        cls.port = cls.agent.port
 
     @classmethod
     def tearDownClass(cls):
-        cls.agent.terminate()
-        cls.agent.wait(timeout=15)
+        cls.agent.stop(timeout=15)
         cls.grpc.stop(0)
         cls.https.shutdown()
         cls.dir.cleanup()
 
     @classmethod
     def call(cls, method, path, body=None):
-        c = http.client.HTTPConnection("127.0.0.1", cls.port, timeout=10)
-        c.request(method, path, body=None if body is None else json.dumps(body))
-        r = c.getresponse()
-        data = r.read().decode()
-        c.close()
-        return r.status, data
+        return cls.agent.call(method, path, body)
 
     def register(self, cid, **kw):
         kw.update(ID=cid, Name=cid, Interval="1s", Timeout="3s")

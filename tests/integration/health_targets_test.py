@@ -6,26 +6,18 @@ Interval + Timeout + 100 ms, with Consul's output text, and recover.
 Usage: health_targets_test.py path/to/pharos path/to/pharos-targets"""
 import http.client
 import json
-import os
-import socket
 import subprocess
 import sys
 import time
 import unittest
+
+import support
 
 PHAROS = sys.argv.pop(1) if len(sys.argv) > 1 else "build/pharos"
 TARGETS = sys.argv.pop(1) if len(sys.argv) > 1 else "build/pharos-targets"
 N_HTTP = 2000
 INTERVAL = 1.0
 TIMEOUT = 2.0  # generous: CI runs tests in parallel on 2 cores
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Api:
@@ -69,20 +61,9 @@ class HealthAtScale(unittest.TestCase):
         line = cls.targets.stdout.readline().split()
         assert line and line[0] == "READY", line
         cls.ports = [int(cls.targets.stdout.readline().split()[1]) for _ in range(int(line[2]))]
-        cls.port = free_port()
-        cls.agent = subprocess.Popen([PHAROS, "agent", "-dev", "-client", "127.0.0.1", "-dns-port", "-1", "-http-port", str(cls.port),
-                                      "-shards", "2", "-enable-script-checks"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cls.agent = support.Agent(PHAROS, "-enable-script-checks").start()
+        cls.port = cls.agent.port
         cls.api = Api(cls.port)
-        deadline = time.time() + 10
-        while True:
-            try:
-                cls.api.call("GET", "/v1/status/leader")
-                break
-            except Exception:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.05)
         for i in range(N_HTTP):
             p = cls.ports[i % len(cls.ports)]
             st, body = cls.api.call("PUT", "/v1/agent/check/register", {
@@ -101,13 +82,8 @@ class HealthAtScale(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        for p in (cls.agent, cls.targets):
-            p.terminate()
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        cls.agent.stop(timeout=15)
+        support.stop_all(cls.targets)
 
     def statuses(self):
         checks = self.api.get_json("/v1/agent/checks")

@@ -2,7 +2,6 @@
 """python3-consul2 (Debian) against `pharos agent -dev`: the KV API as a real
 client uses it. Usage: kv_python_consul_test.py path/to/pharos"""
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -11,40 +10,21 @@ import unittest
 
 import consul  # python3-consul2
 
+import support
+
 PHAROS = sys.argv.pop(1) if len(sys.argv) > 1 else "build/pharos"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class KvWithPythonConsul(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.port = free_port()
-        cls.proc = subprocess.Popen([PHAROS, "agent", "-dev", "-client", "127.0.0.1", "-dns-port", "-1", "-http-port", str(cls.port),
-                                     "-shards", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", cls.port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        cls.agent = support.Agent(PHAROS).start()
+        cls.port = cls.agent.port
         cls.c = consul.Consul(host="127.0.0.1", port=cls.port)
 
     @classmethod
     def tearDownClass(cls):
-        cls.proc.terminate()
-        try:
-            cls.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            cls.proc.kill()
-            raise
+        cls.agent.stop()
 
     def test_put_get_with_flags(self):
         self.assertTrue(self.c.kv.put("py/a", "hello", flags=42))

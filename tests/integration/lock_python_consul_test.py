@@ -8,13 +8,14 @@ over). The holder is killed with SIGKILL; the other must take over within
 Usage: lock_python_consul_test.py path/to/pharos"""
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import unittest
 
 import consul  # python3-consul2
+
+import support
 
 TTL = 10          # seconds; Consul's minimum
 LOCK_DELAY = 1    # seconds
@@ -28,6 +29,7 @@ def contend(port, name):
     sid = c.session.create(name=name, ttl=TTL, lock_delay=LOCK_DELAY, behavior="delete", checks=[])
     print("session", sid, flush=True)
     leader = False
+    index = None
     last_renew = time.time()
     while True:
         if time.time() - last_renew >= TTL / 3:
@@ -55,14 +57,6 @@ def contend(port, name):
             c.kv.get(KEY, index=index, wait="2s")
         else:
             time.sleep(0.2)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_line(proc, prefix, timeout):
@@ -93,16 +87,8 @@ def wait_line(proc, prefix, timeout):
 class LockWithPythonConsul(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.port = free_port()
-        cls.proc = subprocess.Popen([PHAROS, "agent", "-dev", "-client", "127.0.0.1", "-dns-port", "-1", "-http-port", str(cls.port),
-                                     "-shards", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", cls.port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        cls.agent = support.Agent(PHAROS).start()
+        cls.port = cls.agent.port
         cls.c = consul.Consul(host="127.0.0.1", port=cls.port)
         cls.children = []
 
@@ -112,12 +98,7 @@ class LockWithPythonConsul(unittest.TestCase):
             if p.poll() is None:
                 p.kill()
                 p.wait()
-        cls.proc.terminate()
-        try:
-            cls.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            cls.proc.kill()
-            raise
+        cls.agent.stop()
 
     def contender(self, name):
         p = subprocess.Popen([sys.executable, "-W", "ignore", __file__, "--contend", str(self.port), name],
