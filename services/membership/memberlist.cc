@@ -590,7 +590,7 @@ void memberlist::alive_node(const g::alive& a, bool bootstrap) {
         refute(m, a.incarnation);
         return;
     }
-    broadcasts_.queue(a.node, g::encode_msg(a));
+    if (!bootstrapping_) broadcasts_.queue(a.node, g::encode_msg(a));
     if (!a.vsn.empty()) m.vsn = a.vsn;
     m.incarnation = a.incarnation;
     m.meta = a.meta;
@@ -878,8 +878,10 @@ void memberlist::merge(const g::push_pull& pp) {
 }
 
 void memberlist::bootstrap(const g::push_pull& pp) {
+    bootstrapping_ = true;  // every node is given the same list: there is nothing to tell anyone
     merge(pp);
-    broadcasts_.clear();  // every node was given the same list: there is nothing to tell anyone
+    bootstrapping_ = false;
+    broadcasts_.clear();
 }
 
 std::string memberlist::handle_stream(const address&, std::string_view bytes) {

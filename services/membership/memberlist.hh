@@ -255,7 +255,7 @@ private:
     delegate d_;
     std::mt19937_64 rng_;
     std::shared_ptr<bool> alive_token_ = std::make_shared<bool>(true);
-    bool running_ = false, leaving_ = false;
+    bool running_ = false, leaving_ = false, bootstrapping_ = false;
 
     std::unordered_map<std::string, member> nodes_;
     std::vector<std::string> order_;  // probe order
