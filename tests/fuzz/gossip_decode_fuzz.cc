@@ -1,4 +1,5 @@
-// Fuzz target for the gossip decoders (codec, LZW, msgpack bodies, push/pull, the memberlist engine). Built as a plain program
+// Fuzz target for the gossip decoders (codec, LZW, msgpack bodies, push/pull,
+// the memberlist engine). Built as a plain program
 // (g++ has no libFuzzer): `gossip_decode_fuzz FILE...` runs each file as one
 // input; `gossip_decode_fuzz -runs=N [-seed=S]` runs N seeded mutations of valid
 // inputs. With clang, `-fsanitize=fuzzer -DPHAROS_LIBFUZZER` uses libFuzzer's main.

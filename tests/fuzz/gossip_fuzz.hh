@@ -265,13 +265,24 @@ inline std::string seed_input(unsigned i) {
     const auto& w = ws[(i / 7) % ws.size()];
     std::string inner;
     switch (i % 7) {
-    case 0: inner = msgs[(i / 28) % msgs.size()]; break;
-    case 1: inner = g::make_compound(msgs); break;
-    case 2: inner = g::compress_message(g::make_compound(msgs)); break;
-    case 3: inner = g::add_crc(g::compress_message(msgs[(i / 28) % msgs.size()])); break;
-    case 4: return g::lzw::compress(msgs[(i / 28) % msgs.size()] + push_pull_msg(false, 3));
-    case 5: return seal_fixed(w, push_pull_msg(i % 2, int(i / 28) % 6), true);
-    case 6: return seal_fixed(w, g::compress_message(push_pull_msg(true, 4)), true);
+        case 0:
+            inner = msgs[(i / 28) % msgs.size()];
+            break;
+        case 1:
+            inner = g::make_compound(msgs);
+            break;
+        case 2:
+            inner = g::compress_message(g::make_compound(msgs));
+            break;
+        case 3:
+            inner = g::add_crc(g::compress_message(msgs[(i / 28) % msgs.size()]));
+            break;
+        case 4:
+            return g::lzw::compress(msgs[(i / 28) % msgs.size()] + push_pull_msg(false, 3));
+        case 5:
+            return seal_fixed(w, push_pull_msg(i % 2, int(i / 28) % 6), true);
+        case 6:
+            return seal_fixed(w, g::compress_message(push_pull_msg(true, 4)), true);
     }
     return seal_fixed(w, inner, false);
 }
@@ -285,23 +296,32 @@ inline std::string mutate(std::string p, uint64_t& rng) {
         rng ^= rng << 17;
         return rng;
     };
-    static const uint8_t interesting[] = {0x00, 0x07, 0x09, 0x0c, 0x80, 0x8f, 0x90, 0xa0, 0xc0, 0xc4, 0xc5,
-                                          0xc6, 0xcc, 0xce, 0xcf, 0xd9, 0xda, 0xdb, 0xdc, 0xdd, 0xde, 0xdf,
-                                          0xf4, 0xff, 0x7f, 0x01};
+    static const uint8_t interesting[] = {0x00, 0x07, 0x09, 0x0c, 0x80, 0x8f, 0x90, 0xa0, 0xc0, 0xc4, 0xc5, 0xc6, 0xcc,
+                                          0xce, 0xcf, 0xd9, 0xda, 0xdb, 0xdc, 0xdd, 0xde, 0xdf, 0xf4, 0xff, 0x7f, 0x01};
     int rounds = int(next() % 3) + 1;
     for (int k = 0; k < rounds; ++k) {
         if (p.empty()) p.push_back('\0');
         switch (next() % 6) {
-        case 0: p[next() % p.size()] = char(next()); break;
-        case 1: p[next() % p.size()] = char(interesting[next() % sizeof(interesting)]); break;
-        case 2: {  // a large length right after some byte
-            size_t at = next() % p.size();
-            for (size_t j = at; j < at + 4 && j < p.size(); ++j) p[j] = char(j == at ? 0xff : next());
-            break;
-        }
-        case 3: p.resize(next() % (p.size() + 1)); break;
-        case 4: p.insert(next() % p.size(), std::string(1 + next() % 4, char(next()))); break;
-        case 5: p.append(p.substr(next() % p.size(), 64)); break;
+            case 0:
+                p[next() % p.size()] = char(next());
+                break;
+            case 1:
+                p[next() % p.size()] = char(interesting[next() % sizeof(interesting)]);
+                break;
+            case 2: {  // a large length right after some byte
+                size_t at = next() % p.size();
+                for (size_t j = at; j < at + 4 && j < p.size(); ++j) p[j] = char(j == at ? 0xff : next());
+                break;
+            }
+            case 3:
+                p.resize(next() % (p.size() + 1));
+                break;
+            case 4:
+                p.insert(next() % p.size(), std::string(1 + next() % 4, char(next())));
+                break;
+            case 5:
+                p.append(p.substr(next() % p.size(), 64));
+                break;
         }
     }
     return p;

@@ -26,15 +26,19 @@ TEST(gossip_decode_fuzz, unmutated_seeds_open) {
         std::string out, msg;
         size_t used = 0;
         switch (i % 7) {
-        case 4: EXPECT_TRUE(g::lzw::decompress(p).has_value()) << i; break;
-        case 5:
-        case 6: EXPECT_EQ(g::open_stream(p, w, msg, used), g::errc::ok) << i; break;
-        default: {
-            ASSERT_EQ(g::open_packet(p, w, out), g::errc::ok) << i;
-            std::vector<std::string> msgs;
-            EXPECT_EQ(g::flatten(out, msgs), g::errc::ok) << i;
-            EXPECT_FALSE(msgs.empty());
-        }
+            case 4:
+                EXPECT_TRUE(g::lzw::decompress(p).has_value()) << i;
+                break;
+            case 5:
+            case 6:
+                EXPECT_EQ(g::open_stream(p, w, msg, used), g::errc::ok) << i;
+                break;
+            default: {
+                ASSERT_EQ(g::open_packet(p, w, out), g::errc::ok) << i;
+                std::vector<std::string> msgs;
+                EXPECT_EQ(g::flatten(out, msgs), g::errc::ok) << i;
+                EXPECT_FALSE(msgs.empty());
+            }
         }
         gf::one(reinterpret_cast<const uint8_t*>(p.data()), p.size());
     }
@@ -60,7 +64,7 @@ TEST(gossip_decode_fuzz, bad_packets_are_dropped_and_counted_by_reason) {
     EXPECT_EQ(ml.stats().packets_bad, 5u);
     uint64_t bad = ml.stats().messages_bad + ml.stats().messages_unknown;
     ml.handle_packet(from, std::string(1, char(g::msg_type::alive)) + "\x85\xa3xyz");  // a truncated map
-    ml.handle_packet(from, std::string(1, char(200)));                                  // no such type
+    ml.handle_packet(from, std::string(1, char(200)));                                 // no such type
     EXPECT_EQ(ml.stats().messages_bad + ml.stats().messages_unknown, bad + 2);
     // Plaintext to a node that requires encryption; and a stream that is not one.
     sealed.ml->handle_packet(from, g::encode_msg(g::nack_resp{1}));

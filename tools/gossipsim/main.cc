@@ -41,9 +41,7 @@ struct opts {
 
 double secs(duration d) { return std::chrono::duration<double>(d).count(); }
 
-double wall() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double wall() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 long rss_kb(const char* key) {  // VmRSS / VmHWM from /proc/self/status
     std::ifstream f("/proc/self/status");
@@ -102,17 +100,26 @@ int main(int argc, char** argv) {
             }
             return argv[++i];
         };
-        if (a == "-nodes") o.nodes = std::stoul(val());
-        else if (a == "-seed") o.seed = std::stoull(val());
-        else if (a == "-kills") o.kills = std::stoi(val());
-        else if (a == "-loss") o.loss = std::stod(val());
-        else if (a == "-loss-seconds") o.loss_seconds = std::stoi(val());
-        else if (a == "-tcp-pings") o.tcp_pings = val() == "on";
-        else if (a == "-compression") o.compression = val() == "on";
-        else if (a == "-phases") o.phases = val();
+        if (a == "-nodes")
+            o.nodes = std::stoul(val());
+        else if (a == "-seed")
+            o.seed = std::stoull(val());
+        else if (a == "-kills")
+            o.kills = std::stoi(val());
+        else if (a == "-loss")
+            o.loss = std::stod(val());
+        else if (a == "-loss-seconds")
+            o.loss_seconds = std::stoi(val());
+        else if (a == "-tcp-pings")
+            o.tcp_pings = val() == "on";
+        else if (a == "-compression")
+            o.compression = val() == "on";
+        else if (a == "-phases")
+            o.phases = val();
         else {
-            std::fprintf(stderr, "usage: %s [-nodes N] [-seed S] [-kills K] [-loss P] [-loss-seconds T] "
-                                 "[-tcp-pings on|off] [-compression on|off] [-phases steady,kill,loss,heal]\n",
+            std::fprintf(stderr,
+                         "usage: %s [-nodes N] [-seed S] [-kills K] [-loss P] [-loss-seconds T] "
+                         "[-tcp-pings on|off] [-compression on|off] [-phases steady,kill,loss,heal]\n",
                          argv[0]);
             return 2;
         }
@@ -170,24 +177,25 @@ int main(int argc, char** argv) {
         return 1;
     }
     long rss_boot = rss_kb("VmRSS:");
-    std::printf("nodes %zu seed %lu compression %s tcp-pings %s\n", n, (unsigned long)o.seed, o.compression ? "on" : "off",
-                o.tcp_pings ? "on" : "off");
+    std::printf("nodes %zu seed %lu compression %s tcp-pings %s\n", n, (unsigned long)o.seed,
+                o.compression ? "on" : "off", o.tcp_pings ? "on" : "off");
     std::printf("bootstrap: %.1f s wall, RSS %.0f MiB (%.0f B per member-table entry)\n", wall() - w0,
                 rss_boot / 1024.0, rss_boot * 1024.0 / (double(n) * double(n)));
     std::fflush(stdout);
 
     // Analytic figures for this N with the LAN defaults (perf-anchors S1, C13, C14).
     const double T = secs(base.probe_interval), gi = secs(base.gossip_interval);
-    const double first = T * M_E / (M_E - 1);  // SWIM: expected time until some member probes the failed one
-    auto rounds = [&](double p, double loss) {   // Serf's model: frac(x) = 1/(1+(N+1)e^(-b(1-loss)x))
+    const double first = T * M_E / (M_E - 1);   // SWIM: expected time until some member probes the failed one
+    auto rounds = [&](double p, double loss) {  // Serf's model: frac(x) = 1/(1+(N+1)e^(-b(1-loss)x))
         return std::ceil(std::log((double(n) + 1) * p / (1 - p)) / (base.gossip_nodes * (1 - loss)));
     };
     const double smin = secs(suspicion_timeout(base.suspicion_mult, n, base.probe_interval));
     const double smax = smin * base.suspicion_max_timeout_mult;
-    std::printf("analytic: first probe of the failed node %.2f s (T*e/(e-1)); suspicion raised +%.2f s (probe "
-                "deadline); gossip to 50/99/99.99%% in %.0f/%.0f/%.0f rounds of %.1f s; suspicion timeout %.0f s "
-                "(min, k confirmations) .. %.0f s (max)\n",
-                first, T, rounds(0.5, 0), rounds(0.99, 0), rounds(0.9999, 0), gi, smin, smax);
+    std::printf(
+        "analytic: first probe of the failed node %.2f s (T*e/(e-1)); suspicion raised +%.2f s (probe "
+        "deadline); gossip to 50/99/99.99%% in %.0f/%.0f/%.0f rounds of %.1f s; suspicion timeout %.0f s "
+        "(min, k confirmations) .. %.0f s (max)\n",
+        first, T, rounds(0.5, 0), rounds(0.99, 0), rounds(0.9999, 0), gi, smin, smax);
     std::printf("analytic: suspect known by 99.99%% ~ %.2f s; dead known by 99.99%% ~ %.2f s (min) .. %.2f s (max)\n",
                 first + T + rounds(0.9999, 0) * gi, first + T + smin + rounds(0.9999, 0) * gi,
                 first + T + smax + rounds(0.9999, 0) * gi);
@@ -202,9 +210,10 @@ int main(int argc, char** argv) {
         s.net.run_for(period);
         double per = double(n) * secs(period);
         double udp = double(s.udp_bytes() - udp0) / per, tcp = double(s.net.stream_bytes_sent() - tcp0) / per;
-        std::printf("steady (0%% loss, %.0f s = one push/pull period): %.0f B/node/s (UDP %.0f, streams %.0f), "
-                    "%.1f packets/node/s; %.1f s wall\n",
-                    secs(period), udp + tcp, udp, tcp, double(s.sum(&counters::packets_out) - pk0) / per, wall() - w);
+        std::printf(
+            "steady (0%% loss, %.0f s = one push/pull period): %.0f B/node/s (UDP %.0f, streams %.0f), "
+            "%.1f packets/node/s; %.1f s wall\n",
+            secs(period), udp + tcp, udp, tcp, double(s.sum(&counters::packets_out) - pk0) / per, wall() - w);
         std::fflush(stdout);
     }
 
@@ -232,14 +241,16 @@ int main(int argc, char** argv) {
                     const member* m = s.net.node(i).find(name);
                     if (!m) continue;
                     if (m->state != node_state::alive && t_suspect[i] < 0) t_suspect[i] = t, sus.push_back(t), ++nsus;
-                    if (m->state == node_state::dead || m->state == node_state::left) t_dead[i] = t, dd.push_back(t), ++ndead;
+                    if (m->state == node_state::dead || m->state == node_state::left)
+                        t_dead[i] = t, dd.push_back(t), ++ndead;
                 }
             }
             double ps[3] = {0.5, 0.99, 0.9999};
-            std::printf("kill %s: known by 50/99/99.99%% of %zu live members: suspect %.2f/%.2f/%.2f s, dead "
-                        "%.2f/%.2f/%.2f s; %.1f s wall\n",
-                        name.c_str(), pop, pct(sus, pop, ps[0]), pct(sus, pop, ps[1]), pct(sus, pop, ps[2]),
-                        pct(dd, pop, ps[0]), pct(dd, pop, ps[1]), pct(dd, pop, ps[2]), wall() - w);
+            std::printf(
+                "kill %s: known by 50/99/99.99%% of %zu live members: suspect %.2f/%.2f/%.2f s, dead "
+                "%.2f/%.2f/%.2f s; %.1f s wall\n",
+                name.c_str(), pop, pct(sus, pop, ps[0]), pct(sus, pop, ps[1]), pct(sus, pop, ps[2]),
+                pct(dd, pop, ps[0]), pct(dd, pop, ps[1]), pct(dd, pop, ps[2]), wall() - w);
             for (int j = 0; j < 3; ++j) {
                 agg[0][j].push_back(pct(sus, pop, ps[j]));
                 agg[1][j].push_back(pct(dd, pop, ps[j]));
@@ -265,12 +276,12 @@ int main(int argc, char** argv) {
         uint64_t udp0 = s.udp_bytes(), tcp0 = s.net.stream_bytes_sent();
         s.net.run_for(std::chrono::seconds(o.loss_seconds));
         double per = double(s.live()) * o.loss_seconds;
-        std::printf("loss %.0f%% (+%.0f%% duplicates), %d s: %lu false deaths, %lu suspicions, %lu refutes, "
-                    "%.0f B/node/s; %.1f s wall\n",
-                    o.loss * 100, o.loss * 50, o.loss_seconds, (unsigned long)(s.false_deaths - fd0),
-                    (unsigned long)(s.sum(&counters::suspects_raised) - su0),
-                    (unsigned long)(s.sum(&counters::refutes) - re0),
-                    double(s.udp_bytes() - udp0 + s.net.stream_bytes_sent() - tcp0) / per, wall() - w);
+        std::printf(
+            "loss %.0f%% (+%.0f%% duplicates), %d s: %lu false deaths, %lu suspicions, %lu refutes, "
+            "%.0f B/node/s; %.1f s wall\n",
+            o.loss * 100, o.loss * 50, o.loss_seconds, (unsigned long)(s.false_deaths - fd0),
+            (unsigned long)(s.sum(&counters::suspects_raised) - su0), (unsigned long)(s.sum(&counters::refutes) - re0),
+            double(s.udp_bytes() - udp0 + s.net.stream_bytes_sent() - tcp0) / per, wall() - w);
         for (auto [obs, vic] : s.false_pairs) std::printf("  false death: n%zu declared n%zu\n", obs, vic);
         s.net.set_loss(0, 0);
         s.net.run_for(10s);
@@ -296,10 +307,11 @@ int main(int argc, char** argv) {
         s.net.heal();
         auto th = s.net.now();
         bool ok = s.net.run_until([&] { return s.all_see_all_alive(); }, th + 900s, 500ms);
-        std::printf("heal: halves %s apart after %.1f s; after heal, every member sees all %zu alive %s %.1f s "
-                    "(0.5 s resolution, Serf reconnect every 30 s); %.1f s wall\n",
-                    split ? "fully" : "NOT fully", t_split, s.live(), ok ? "in" : "NOT within", secs(s.net.now() - th),
-                    wall() - w);
+        std::printf(
+            "heal: halves %s apart after %.1f s; after heal, every member sees all %zu alive %s %.1f s "
+            "(0.5 s resolution, Serf reconnect every 30 s); %.1f s wall\n",
+            split ? "fully" : "NOT fully", t_split, s.live(), ok ? "in" : "NOT within", secs(s.net.now() - th),
+            wall() - w);
     }
     uint64_t drops = 0;
     for (size_t i = 0; i < n; ++i) drops += s.net.node(i).stats().packets_bad;
