@@ -82,6 +82,8 @@ duration remaining_suspicion(int confirmations, int k, duration elapsed, duratio
     return timeout - elapsed;
 }
 
+static_assert(size_t(g::errc::unknown_type) + 1 == std::tuple_size_v<decltype(counters::packet_drops)>);
+
 namespace {
 bool dead_or_left(const member& m) { return m.state == node_state::dead || m.state == node_state::left; }
 }  // namespace
@@ -416,12 +418,18 @@ void memberlist::handle_packet(const address& from, std::string_view bytes) {
     ++stats_.packets_in;
     stats_.bytes_in += bytes.size();
     std::string inner;
-    if (g::open_packet(bytes, cfg_.wire, inner) != g::errc::ok) {
+    // Nothing legitimate is larger than a UDP datagram can be.
+    g::errc e = bytes.size() > 65535 ? g::errc::too_large : g::open_packet(bytes, cfg_.wire, inner);
+    if (e != g::errc::ok) {
         ++stats_.packets_bad;
+        ++stats_.packet_drops[size_t(e)];
         return;
     }
     std::vector<std::string> msgs;
-    if (g::flatten(inner, msgs) != g::errc::ok) ++stats_.packets_bad;  // parts before the fault still count
+    if (e = g::flatten(inner, msgs); e != g::errc::ok) {  // parts before the fault still count
+        ++stats_.packets_bad;
+        ++stats_.packet_drops[size_t(e)];
+    }
     for (const auto& m : msgs) handle_message(from, m);
 }
 
@@ -582,7 +590,7 @@ void memberlist::alive_node(const g::alive& a, bool bootstrap) {
         refute(m, a.incarnation);
         return;
     }
-    broadcasts_.queue(a.node, g::encode_msg(a));
+    if (!bootstrapping_) broadcasts_.queue(a.node, g::encode_msg(a));
     if (!a.vsn.empty()) m.vsn = a.vsn;
     m.incarnation = a.incarnation;
     m.meta = a.meta;
@@ -869,6 +877,13 @@ void memberlist::merge(const g::push_pull& pp) {
     if (d_.merge_remote_state && !pp.user_state.empty()) d_.merge_remote_state(pp.user_state, pp.header.join);
 }
 
+void memberlist::bootstrap(const g::push_pull& pp) {
+    bootstrapping_ = true;  // every node is given the same list: there is nothing to tell anyone
+    merge(pp);
+    bootstrapping_ = false;
+    broadcasts_.clear();
+}
+
 std::string memberlist::handle_stream(const address&, std::string_view bytes) {
     if (!running_) return {};
     ++stats_.streams_in;
@@ -876,6 +891,7 @@ std::string memberlist::handle_stream(const address&, std::string_view bytes) {
     size_t used;
     if (auto e = g::open_stream(bytes, cfg_.wire, msg, used); e != g::errc::ok) {
         ++stats_.streams_bad;
+        ++stats_.stream_drops[size_t(e)];
         g::err_resp er;
         er.error = g::to_string(e);
         return g::seal_stream(g::encode_msg(er), cfg_.enable_compression, cfg_.wire);  // as Go's sendErr

@@ -13,6 +13,7 @@
 // another. The transport must outlive it; stream callbacks are dropped once
 // the memberlist is destroyed (they hold a weak liveness token).
 #pragma once
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -118,6 +119,9 @@ struct counters {
     uint64_t streams_in = 0, streams_bad = 0;
     uint64_t probes = 0, probes_failed = 0, pings_wrong_node = 0, conflicts = 0;
     uint64_t suspects_raised = 0, deaths_declared = 0, refutes = 0;
+    // Dropped input by reason, indexed by gossip::errc (ok unused): packets that failed
+    // open_packet or flatten (oversized ones count as too_large), streams that failed open_stream.
+    std::array<uint64_t, 11> packet_drops{}, stream_drops{};
 };
 
 // Lifeguard's suspicion arithmetic (Go's suspicionTimeout / remainingSuspicionTime), exposed for tests.
@@ -149,6 +153,11 @@ public:
     // A user message over UDP / over a stream to one member.
     void send_user_best_effort(const address& to, std::string_view payload);
     void send_user_reliable(const address& to, std::string_view payload);
+
+    // Merges a full member list as a join push/pull reply would (the same merge path), but
+    // queues no rebroadcast of what it learned: for simulations that start every node with the
+    // same complete list, as after a join once gossip has gone quiet. Call after start().
+    void bootstrap(const gossip::push_pull& pp);
 
     // Driver entry points.
     void handle_packet(const address& from, std::string_view bytes);
@@ -246,7 +255,7 @@ private:
     delegate d_;
     std::mt19937_64 rng_;
     std::shared_ptr<bool> alive_token_ = std::make_shared<bool>(true);
-    bool running_ = false, leaving_ = false;
+    bool running_ = false, leaving_ = false, bootstrapping_ = false;
 
     std::unordered_map<std::string, member> nodes_;
     std::vector<std::string> order_;  // probe order

@@ -37,6 +37,7 @@ struct sim_network::endpoint final : transport {
         if (dst >= net->nodes_.size() || !net->reachable(index, dst)) return fail_at(deadline);  // SYN lost
         if (net->nodes_[dst]->dead) return fail_at(net->now_ + net->delay() * 2);                // RST
         net->bytes_ += request.size();
+        net->stream_bytes_ += request.size();
         address from = net->addr(index);
         time_point arrive = net->now_ + net->delay() * 2;  // handshake + request
         if (arrive > deadline) return fail_at(deadline);
@@ -48,6 +49,7 @@ struct sim_network::endpoint final : transport {
             std::string reply = e.ml->handle_stream(from, *req);
             if (!want_reply) return n->post(n->now_, [cb] { (*cb)(std::nullopt); });
             n->bytes_ += reply.size();
+            n->stream_bytes_ += reply.size();
             time_point back = n->now_ + n->delay();
             if (reply.empty() || back > deadline) return n->post(std::min(back, deadline), [cb] { (*cb)(std::nullopt); });
             n->post(back, [cb, r = std::move(reply)]() mutable { (*cb)(std::move(r)); });

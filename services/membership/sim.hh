@@ -38,6 +38,8 @@ public:
     // group(i) for every node; nodes in different groups cannot talk. heal() ends it.
     void partition(std::function<int(size_t)> group);
     void heal() { group_.clear(); }
+    // Changes packet loss and duplication from now on.
+    void set_loss(double loss, double duplicate) { opt_.loss = loss, opt_.duplicate = duplicate; }
 
     time_point now() const { return now_; }
     void run_until(time_point t);
@@ -47,7 +49,8 @@ public:
                    duration step = std::chrono::milliseconds(50));
 
     uint64_t packets_sent() const { return packets_; }
-    uint64_t bytes_sent() const { return bytes_; }
+    uint64_t bytes_sent() const { return bytes_; }           // UDP and stream bytes, as encoded
+    uint64_t stream_bytes_sent() const { return stream_bytes_; }  // the stream part (requests and replies)
 
 private:
     struct endpoint;
@@ -65,7 +68,7 @@ private:
     options opt_;
     std::mt19937_64 rng_;
     time_point now_ = time_point(std::chrono::hours(1));
-    uint64_t seq_ = 0, packets_ = 0, bytes_ = 0;
+    uint64_t seq_ = 0, packets_ = 0, bytes_ = 0, stream_bytes_ = 0;
     std::priority_queue<event, std::vector<event>, std::greater<event>> q_;
     std::vector<std::unique_ptr<endpoint>> nodes_;
     std::vector<int> group_;
