@@ -33,7 +33,7 @@
 
 namespace pharos::health {
 
-enum class kind : uint8_t { http, tcp, udp, script, grpc, alias };
+enum class kind : uint8_t { http, tcp, udp, script, grpc, alias, h2ping };
 
 // What the agent hands over for one check.
 struct check_spec {
@@ -41,8 +41,8 @@ struct check_spec {
     uint64_t generation = 0;  // the agent's registration number: stale results are dropped
     kind k = kind::http;
     http_options http;        // http
-    std::string address;      // tcp, udp: host:port; grpc: host:port[/service]
-    bool grpc_use_tls = false;
+    std::string address;      // tcp, udp, h2ping: host:port; grpc: host:port[/service]
+    bool grpc_use_tls = false;  // and H2PingUseTLS
     std::vector<std::string> args;  // script
     std::string alias_node, alias_service;
     int64_t interval_ns = 10'000'000'000;
