@@ -2,13 +2,15 @@
 // pass their check once per period would, built on the engine.
 //
 //   pharos-ttl [-addr 127.0.0.1:8500] [-n 20000] [-prefix t] [-period 1s] [-duration 60s]
-//              [-conns 200] [-note alive] [-late 250ms] [-shards 1] [-backend auto|io_uring|epoll]
+//              [-conns 1000] [-per-source 150] [-note alive] [-late 250ms] [-shards 1] [-backend auto|io_uring|epoll]
 //
 // Check i (ID "<prefix><i>") is passed with PUT /v1/agent/check/pass/<id>?note=<note>
 // at t0 + k·period + (i/N)·period for k = 0, 1, ...: updates are spread evenly
 // over each period, never in bursts. Checks are dealt to C keep-alive
 // connections (check i on connection i mod C, in order), so one connection sends
-// every C·period/N and the agent sees N/period requests per second. A send that
+// every C·period/N and the agent sees N/period requests per second. Connections
+// come from source addresses 127.0.0.1, .2, ... (-per-source each), as many
+// clients would: the agent limits connections per client address. A send that
 // starts more than -late after its due time (the connection was still waiting
 // for the previous answer) counts as late; a late send is still sent.
 //
@@ -16,6 +18,12 @@
 // are missed updates), transport errors, late sends and the largest lateness,
 // and the answer latency p50/p99. Exit status 0 if every update was answered
 // 2xx, 1 if not, 2 on bad usage. The last line is "RESULT key=value ...".
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -25,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/io.hh"
 #include "engine/log.hh"
 #include "engine/net.hh"
 #include "engine/smp.hh"
@@ -40,7 +49,8 @@ struct options {
     std::string prefix = "t";
     clock::duration period = std::chrono::seconds(1);
     clock::duration duration = std::chrono::seconds(60);
-    unsigned conns = 200;
+    unsigned conns = 1000;
+    unsigned per_source = 150;  // connections per source address (the agent allows 200 per client IP)
     std::string note = "alive";
     clock::duration late = std::chrono::milliseconds(250);
     unsigned shards = 1;
@@ -51,7 +61,7 @@ struct options {
     std::fprintf(stderr,
                  "pharos-ttl: %s\n"
                  "usage: pharos-ttl [-addr IP:PORT] [-n N] [-prefix P] [-period DUR] [-duration DUR] [-conns C]\n"
-                 "                  [-note TEXT] [-late DUR] [-shards S] [-backend auto|io_uring|epoll]\n",
+                 "                  [-per-source K] [-note TEXT] [-late DUR] [-shards S] [-backend auto|io_uring|epoll]\n",
                  why.c_str());
     std::exit(2);
 }
@@ -89,6 +99,34 @@ struct plan {
     socket_address to;
     deadline t0;
 };
+
+// Connects from source address `src` (127.0.0.x), the port chosen at connect.
+// Cancel safety: on cancel or deadline the socket is closed.
+task<result<tcp_stream>> connect_from(sockaddr_in src, socket_address to, deadline dl) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) co_return std::error_code(errno, std::system_category());
+    int one = 1;
+    (void)::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) < 0) {
+        int e = errno;
+        ::close(fd);
+        co_return std::error_code(e, std::system_category());
+    }
+    reactor& r = this_reactor();
+    if (r.io().wants_nonblocking()) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    io_op* op = r.alloc_op();
+    op->kind = op_kind::connect;
+    op->fd = fd;
+    op->addr = to.ss;
+    op->addrlen = to.len;
+    op_awaiter a(op, dl);
+    int res = co_await a;
+    if (res < 0) {
+        r.close_fd(fd);
+        co_return from_errno(res);
+    }
+    co_return tcp_stream(fd);
+}
 
 // Reads one response (status line, headers, Content-Length or chunked body)
 // from `c`; `in` keeps bytes past it. Returns the status, 0 on a broken stream.
@@ -136,13 +174,16 @@ task<void> connection(const plan* p, unsigned first, report* r) {
     for (int64_t k = 0;; ++k) {
         for (unsigned i : mine) {
             deadline due = p->t0 + k * period + period * i / o.n;
-            if (due >= end) co_return;
+            if (due >= end || clock::now() >= end) co_return;  // the run ends on time, late or not
             (void)co_await sleep_until(due);
             int64_t lateness = (clock::now() - due).count();
             if (lateness > o.late.count()) ++r->late;
             r->max_late_ns = std::max(r->max_late_ns, lateness);
             if (!c.is_open()) {
-                auto cc = co_await tcp_stream::connect(p->to, after(std::chrono::seconds(5)));
+                sockaddr_in src{};
+                src.sin_family = AF_INET;
+                src.sin_addr.s_addr = htonl((127u << 24) | (1 + first / o.per_source));
+                auto cc = co_await connect_from(src, p->to, after(std::chrono::seconds(5)));
                 if (!cc) {
                     ++r->errors;
                     continue;
@@ -268,6 +309,7 @@ int main(int argc, char** argv) {
             else if (a == "duration") o.duration = parse_duration(v);
             else if (a == "conns") o.conns = std::max(1u, parse_uint(a, v));
             else if (a == "note") o.note = v;
+            else if (a == "per-source") o.per_source = std::max(1u, parse_uint(a, v));
             else if (a == "late") o.late = parse_duration(v);
             else if (a == "shards") o.shards = std::max(1u, parse_uint(a, v));
             else if (a == "backend") {
@@ -278,6 +320,7 @@ int main(int argc, char** argv) {
             } else usage_error("unknown flag -" + a);
         }
         if (o.n == 0) usage_error("-n must be at least 1");
+        if ((o.conns + o.per_source - 1) / o.per_source > 254) usage_error("-conns / -per-source: at most 254 sources");
         plan p;
         p.opt = o;
         std::string a = o.addr;
