@@ -10,7 +10,9 @@
 // taken from a per-shard low-discrepancy sequence (golden-ratio steps from a
 // random start), so N checks with one interval start evenly spaced, never in
 // bursts; later runs keep the cadence (start + k * Interval), skipping runs
-// that a slow probe overran. Lag (actual start - scheduled start) is measured.
+// that a slow probe overran. A check wakes at its start rounded up to a 2 ms
+// grid, so the checks due in one slot share a reactor turn. Lag (actual start -
+// scheduled start, the rounding included) is measured.
 //
 // Alias checks (AliasService / AliasNode) are coroutines too, but they wait on
 // the shard's watch hub for writes touching the aliased node instead of a timer.
