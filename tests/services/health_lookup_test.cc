@@ -201,9 +201,15 @@ PHAROS_CORO_TEST(health_lookup, names_for_checks_through_a_test_dns_server) {
     z.a["other.test"] = "127.0.0.2";
     z.a["big.test"] = "127.0.0.3";
     z.truncated = "big.test";
+    // One port for both: a UDP port whose TCP twin is free (retried if taken).
     auto udp = udp_socket::bind(loopback());
     CO_ASSERT_TRUE(bool(udp));
     auto tcp = tcp_listener::listen(loopback(udp->port()));
+    for (int i = 0; i < 50 && !tcp; ++i) {
+        udp = udp_socket::bind(loopback());
+        CO_ASSERT_TRUE(bool(udp));
+        tcp = tcp_listener::listen(loopback(udp->port()));
+    }
     CO_ASSERT_TRUE(bool(tcp));
     std::vector<task<void>> all;
     all.push_back(serve_udp(&*udp, &z));
