@@ -411,13 +411,14 @@ std::optional<failure> agent::script_refused(const check_definition& c) const {
 }
 
 namespace {
-// The probe a check runs, if any. H2PING, Docker and OSService are stored, not run.
+// The probe a check runs, if any. Docker and OSService are stored, not run.
 std::optional<health::kind> probe_kind(const check_definition& c) {
     const std::string& t = c.row.type;
     if (t == "http") return health::kind::http;
     if (t == "tcp") return health::kind::tcp;
     if (t == "udp") return health::kind::udp;
     if (t == "grpc") return health::kind::grpc;
+    if (t == "h2ping") return health::kind::h2ping;
     if (t == "script") return health::kind::script;
     if (t == "alias") return health::kind::alias;
     return std::nullopt;
@@ -450,6 +451,10 @@ task<void> agent::sync_probe(std::string id) {
     spec.http.tls_skip_verify = d.tls_skip_verify;
     spec.address = *k == health::kind::tcp ? d.tcp : *k == health::kind::udp ? d.udp : d.grpc;
     spec.grpc_use_tls = d.grpc_use_tls;
+    if (*k == health::kind::h2ping) {
+        spec.address = c.h2ping;
+        spec.grpc_use_tls = c.h2ping_use_tls;
+    }
     spec.args = c.args;
     spec.alias_node = c.alias_node;
     spec.alias_service = c.alias_service;

@@ -10,7 +10,9 @@
 // taken from a per-shard low-discrepancy sequence (golden-ratio steps from a
 // random start), so N checks with one interval start evenly spaced, never in
 // bursts; later runs keep the cadence (start + k * Interval), skipping runs
-// that a slow probe overran. Lag (actual start - scheduled start) is measured.
+// that a slow probe overran. A check wakes at its start rounded up to a 2 ms
+// grid, so the checks due in one slot share a reactor turn. Lag (actual start -
+// scheduled start, the rounding included) is measured.
 //
 // Alias checks (AliasService / AliasNode) are coroutines too, but they wait on
 // the shard's watch hub for writes touching the aliased node instead of a timer.
@@ -33,7 +35,7 @@
 
 namespace pharos::health {
 
-enum class kind : uint8_t { http, tcp, udp, script, grpc, alias };
+enum class kind : uint8_t { http, tcp, udp, script, grpc, alias, h2ping };
 
 // What the agent hands over for one check.
 struct check_spec {
@@ -41,8 +43,8 @@ struct check_spec {
     uint64_t generation = 0;  // the agent's registration number: stale results are dropped
     kind k = kind::http;
     http_options http;        // http
-    std::string address;      // tcp, udp: host:port; grpc: host:port[/service]
-    bool grpc_use_tls = false;
+    std::string address;      // tcp, udp, h2ping: host:port; grpc: host:port[/service]
+    bool grpc_use_tls = false;  // and H2PingUseTLS
     std::vector<std::string> args;  // script
     std::string alias_node, alias_service;
     int64_t interval_ns = 10'000'000'000;

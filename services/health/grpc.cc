@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "services/health/hpack.hh"
+#include "services/health/lookup.hh"
 #include "services/health/probe.hh"
 #include "services/health/tls.hh"
 
@@ -86,6 +87,143 @@ const char* serving_name(uint64_t s) {
         default: return "UNKNOWN";
     }
 }
+// One frame of the response side.
+struct h2_frame {
+    uint8_t type = 0, flags = 0;
+    uint32_t stream = 0;
+    std::string_view payload;  // padding and priority fields removed
+};
+
+// What the caller of h2_exchange wants from the frames it is shown.
+class h2_handler {
+public:
+    // Called for each frame not handled by the exchange itself. True: done.
+    // Set `failure` to stop with that error.
+    virtual bool frame(const h2_frame& f, std::string& failure) = 0;
+    virtual ~h2_handler() = default;
+};
+
+enum class h2_end : uint8_t { done, failed, timeout, eof, io_error };
+
+// The one HTTP/2 client mechanism of the gRPC and H2PING probes: sends the
+// preface, an empty SETTINGS and `request` (frames), then reads frames by `dl`,
+// acknowledging the server's SETTINGS and PINGs, ending on a GOAWAY (failure
+// "GOAWAY") or when the handler is done. `io_errno` is set for io_error.
+// Cancel safety: the caller closes the connection.
+task<h2_end> h2_exchange(conn& c, std::string request, h2_handler& h, deadline dl, std::string& failure,
+                         int& io_errno) {
+    std::string out = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    frame(out, f_settings, 0, 0, "");
+    out += request;
+    auto w = co_await c.write(std::move(out), dl);
+    if (!w) {
+        io_errno = w.error().value();
+        co_return is_timed_out(w.error()) ? h2_end::timeout : h2_end::io_error;
+    }
+    std::string in;
+    for (;;) {
+        while (in.size() >= 9) {
+            uint32_t len = (uint32_t(uint8_t(in[0])) << 16) | (uint32_t(uint8_t(in[1])) << 8) | uint8_t(in[2]);
+            if (in.size() < 9 + len) break;
+            h2_frame f;
+            f.type = uint8_t(in[3]);
+            f.flags = uint8_t(in[4]);
+            f.stream = ((uint32_t(uint8_t(in[5])) & 0x7f) << 24) | (uint32_t(uint8_t(in[6])) << 16) |
+                       (uint32_t(uint8_t(in[7])) << 8) | uint8_t(in[8]);
+            f.payload = std::string_view(in.data() + 9, len);
+            if ((f.type == f_data || f.type == f_headers) && (f.flags & fl_padded) && !f.payload.empty()) {
+                size_t pad = uint8_t(f.payload[0]);
+                f.payload.remove_prefix(1);
+                f.payload = f.payload.substr(0, f.payload.size() >= pad ? f.payload.size() - pad : 0);
+            }
+            if (f.type == f_headers && (f.flags & fl_priority) && f.payload.size() >= 5) f.payload.remove_prefix(5);
+            std::string reply;
+            bool done = false;
+            if (f.type == f_settings && !(f.flags & fl_ack)) {
+                frame(reply, f_settings, fl_ack, 0, "");
+            } else if (f.type == f_ping && !(f.flags & fl_ack)) {
+                frame(reply, f_ping, fl_ack, 0, f.payload);
+            } else if (f.type == f_goaway) {
+                failure = "GOAWAY";
+            } else {
+                done = h.frame(f, failure);
+            }
+            in.erase(0, 9 + len);
+            if (!failure.empty()) co_return h2_end::failed;
+            if (done) co_return h2_end::done;
+            if (!reply.empty()) {
+                auto r = co_await c.write(std::move(reply), dl);
+                if (!r) {
+                    io_errno = r.error().value();
+                    co_return is_timed_out(r.error()) ? h2_end::timeout : h2_end::io_error;
+                }
+            }
+        }
+        auto more = co_await c.read(in, dl);
+        if (!more) {
+            io_errno = more.error().value();
+            co_return is_timed_out(more.error()) ? h2_end::timeout : h2_end::io_error;
+        }
+        if (!*more) co_return h2_end::eof;
+    }
+}
+
+// The gRPC call's response: HEADERS (+CONTINUATION), DATA, trailers on stream 1.
+class grpc_response : public h2_handler {
+public:
+    hpack_decoder dec;
+    header_pairs headers;
+    std::string block, data;
+    bool in_headers = false, end_pending = false;
+
+    bool frame(const h2_frame& f, std::string& failure) override {
+        if (f.type == f_rst && f.stream == 1) {
+            std::string_view p = f.payload;
+            uint32_t code = p.size() >= 4 ? (uint32_t(uint8_t(p[0])) << 24 | uint32_t(uint8_t(p[1])) << 16 |
+                                             uint32_t(uint8_t(p[2])) << 8 | uint8_t(p[3]))
+                                          : 0;
+            failure = rpc_error(13, "stream terminated by RST_STREAM with error code: " + std::to_string(code));
+            return false;
+        }
+        if ((f.type == f_headers || (f.type == f_continuation && in_headers)) && f.stream == 1) {
+            block.append(f.payload);
+            in_headers = !(f.flags & fl_end_headers);
+            if (!in_headers) {
+                if (!dec.decode(block, headers)) failure = rpc_error(13, "malformed header block");
+                block.clear();
+            }
+            if (f.type == f_headers && (f.flags & fl_end_stream)) end_pending = true;
+            return !in_headers && end_pending;
+        }
+        if (f.type == f_data && f.stream == 1) {
+            data.append(f.payload);
+            return f.flags & fl_end_stream;
+        }
+        return false;
+    }
+};
+
+// H2PING: the ACK of our PING.
+class ping_ack : public h2_handler {
+public:
+    std::string payload;
+    bool frame(const h2_frame& f, std::string&) override {
+        return f.type == f_ping && (f.flags & fl_ack) && f.payload == payload;
+    }
+};
+
+tls_options h2_tls(const std::string& hp, const std::string& server_name, bool skip_verify) {
+    tls_options tls;
+    tls.server_name = server_name;
+    if (tls.server_name.empty()) {
+        std::string host = hp.substr(0, hp.rfind(':'));
+        if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
+        if (!socket_address::parse(host, 0)) tls.server_name = host;
+    }
+    tls.skip_verify = skip_verify;
+    tls.alpn.push_back("h2");
+    return tls;
+}
 }  // namespace
 
 task<probe_result> probe_grpc(std::string target, bool use_tls, std::string tls_server_name, bool skip_verify,
@@ -97,21 +235,12 @@ task<probe_result> probe_grpc(std::string target, bool use_tls, std::string tls_
         service = target.substr(slash + 1);
     }
     std::string err;
-    auto a = resolve(hp, "tcp", &err);
+    auto a = co_await resolve_dial(hp, "tcp", dl, &err);
     if (!a) {
         res.output = rpc_error(14, "connection error: desc = \"transport: Error while dialing: " + err + "\"");
         co_return res;
     }
-    tls_options tls;
-    if (use_tls) {
-        tls.server_name = tls_server_name;
-        if (tls.server_name.empty()) {
-            std::string host = hp.substr(0, hp.rfind(':'));
-            if (!socket_address::parse(host, 0)) tls.server_name = host;
-        }
-        tls.skip_verify = skip_verify;
-        tls.alpn.push_back("h2");
-    }
+    tls_options tls = h2_tls(hp, tls_server_name, skip_verify);
     conn c;
     bool ok = co_await conn::open(c, *a, hp, use_tls ? &tls : nullptr, dl, &err);
     if (!ok) {
@@ -121,7 +250,7 @@ task<probe_result> probe_grpc(std::string target, bool use_tls, std::string tls_
         co_return res;
     }
 
-    // Request: preface, SETTINGS, HEADERS, DATA(END_STREAM).
+    // Request: HEADERS, DATA(END_STREAM) after the preface and SETTINGS.
     std::string hdr;
     hdr.push_back(char(0x83));                  // :method POST
     hdr.push_back(char(use_tls ? 0x87 : 0x86));  // :scheme
@@ -154,82 +283,28 @@ task<probe_result> probe_grpc(std::string target, bool use_tls, std::string tls_
     body[3] = char(ml >> 8);
     body[4] = char(ml);
     body += msg;
-    std::string out = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    frame(out, f_settings, 0, 0, "");
+    std::string out;
     frame(out, f_headers, fl_end_headers, 1, hdr);
     frame(out, f_data, fl_end_stream, 1, body);
-    auto w = co_await c.write(std::move(out), dl);
-    if (!w) {
-        res.output = rpc_error(14, "connection error: desc = \"transport: " + errno_text(-w.error().value()) + "\"");
-        co_return res;
-    }
 
-    // Response.
-    hpack_decoder dec;
-    header_pairs headers;
-    std::string in, block, data;
-    bool done = false, in_headers = false, end_pending = false;
+    grpc_response resp;
     std::string failure;
-    while (!done && failure.empty()) {
-        while (!done && failure.empty() && in.size() >= 9) {
-            uint32_t len = (uint32_t(uint8_t(in[0])) << 16) | (uint32_t(uint8_t(in[1])) << 8) | uint8_t(in[2]);
-            if (in.size() < 9 + len) break;
-            uint8_t type = uint8_t(in[3]), flags = uint8_t(in[4]);
-            uint32_t stream = ((uint32_t(uint8_t(in[5])) & 0x7f) << 24) | (uint32_t(uint8_t(in[6])) << 16) |
-                              (uint32_t(uint8_t(in[7])) << 8) | uint8_t(in[8]);
-            std::string_view p(in.data() + 9, len);
-            if ((type == f_data || type == f_headers) && (flags & fl_padded) && !p.empty()) {
-                size_t pad = uint8_t(p[0]);
-                p.remove_prefix(1);
-                p = p.substr(0, p.size() >= pad ? p.size() - pad : 0);
-            }
-            if (type == f_headers && (flags & fl_priority) && p.size() >= 5) p.remove_prefix(5);
-            std::string reply;
-            if (type == f_settings && !(flags & fl_ack)) {
-                frame(reply, f_settings, fl_ack, 0, "");
-            } else if (type == f_ping && !(flags & fl_ack)) {
-                frame(reply, f_ping, fl_ack, 0, p);
-            } else if (type == f_goaway) {
-                failure = rpc_error(14, "connection closed by the server (GOAWAY)");
-            } else if (type == f_rst && stream == 1) {
-                uint32_t code = p.size() >= 4 ? (uint32_t(uint8_t(p[0])) << 24 | uint32_t(uint8_t(p[1])) << 16 |
-                                                 uint32_t(uint8_t(p[2])) << 8 | uint8_t(p[3]))
-                                              : 0;
-                failure = rpc_error(13, "stream terminated by RST_STREAM with error code: " + std::to_string(code));
-            } else if ((type == f_headers || (type == f_continuation && in_headers)) && stream == 1) {
-                block.append(p);
-                in_headers = !(flags & fl_end_headers);
-                if (!in_headers) {
-                    if (!dec.decode(block, headers)) failure = rpc_error(13, "malformed header block");
-                    block.clear();
-                }
-                if (type == f_headers && (flags & fl_end_stream)) end_pending = true;
-                if (!in_headers && end_pending) done = true;
-            } else if (type == f_data && stream == 1) {
-                data.append(p);
-                if (flags & fl_end_stream) done = true;
-            }
-            in.erase(0, 9 + len);
-            if (!reply.empty()) {
-                auto r = co_await c.write(std::move(reply), dl);
-                if (!r) failure = rpc_error(14, "connection error");
-            }
-        }
-        if (done || !failure.empty()) break;
-        auto more = co_await c.read(in, dl);
-        if (!more) {
-            failure = is_timed_out(more.error()) ? rpc_error(4, "context deadline exceeded")
-                                                 : rpc_error(14, "connection error: desc = \"transport: " +
-                                                                     errno_text(-more.error().value()) + "\"");
-        } else if (!*more) {
-            failure = rpc_error(14, "error reading from server: EOF");
-        }
-    }
+    int io_errno = 0;
+    h2_end end = co_await h2_exchange(c, std::move(out), resp, dl, failure, io_errno);
     c.close();
-    if (!failure.empty()) {
-        res.output = failure;
-        co_return res;
+    switch (end) {
+        case h2_end::done: break;
+        case h2_end::failed:
+            res.output = failure == "GOAWAY" ? rpc_error(14, "connection closed by the server (GOAWAY)") : failure;
+            co_return res;
+        case h2_end::timeout: res.output = rpc_error(4, "context deadline exceeded"); co_return res;
+        case h2_end::eof: res.output = rpc_error(14, "error reading from server: EOF"); co_return res;
+        case h2_end::io_error:
+            res.output = rpc_error(14, "connection error: desc = \"transport: " + errno_text(-io_errno) + "\"");
+            co_return res;
     }
+    const header_pairs& headers = resp.headers;
+    const std::string& data = resp.data;
     std::string http_status, grpc_status, grpc_message;
     for (auto& [k, v] : headers) {
         if (k == ":status") http_status = v;
@@ -270,6 +345,47 @@ task<probe_result> probe_grpc(std::string target, bool use_tls, std::string tls_
         res.output = "gRPC check " + target + ": success";
     } else {
         res.output = "gRPC " + target + " serving status: " + serving_name(st);
+    }
+    co_return res;
+}
+
+}  // namespace pharos::health
+
+namespace pharos::health {
+
+task<probe_result> probe_h2ping(std::string target, bool use_tls, std::string tls_server_name, bool skip_verify,
+                                deadline dl) {
+    probe_result res;
+    std::string err;
+    auto a = co_await resolve_dial(target, "tcp", dl, &err);
+    if (!a) {
+        res.output = "Failed to dial to " + target + ": " + err;
+        co_return res;
+    }
+    tls_options tls = h2_tls(target, tls_server_name, skip_verify);
+    conn c;
+    bool ok = co_await conn::open(c, *a, target, use_tls ? &tls : nullptr, dl, &err);
+    if (!ok) {
+        res.output = "Failed to dial to " + target + ": " + err;
+        co_return res;
+    }
+    ping_ack h;
+    h.payload = "pharos.p";  // 8 bytes, echoed in the ACK
+    std::string out;
+    frame(out, f_ping, 0, 0, h.payload);
+    std::string failure;
+    int io_errno = 0;
+    h2_end end = co_await h2_exchange(c, std::move(out), h, dl, failure, io_errno);
+    c.close();
+    switch (end) {
+        case h2_end::done:
+            res.st = status::passing;
+            res.output = "HTTP2 ping was successful";
+            break;
+        case h2_end::timeout: res.output = "HTTP2 ping failed: context deadline exceeded"; break;
+        case h2_end::failed: res.output = "HTTP2 ping failed: http2: server sent GOAWAY and closed the connection"; break;
+        case h2_end::eof: res.output = "HTTP2 ping failed: http2: client connection lost"; break;
+        case h2_end::io_error: res.output = "HTTP2 ping failed: " + errno_text(-io_errno); break;
     }
     co_return res;
 }

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "engine/io.hh"
+#include "services/health/lookup.hh"
 #include "services/health/tls.hh"
 
 namespace pharos::health {
@@ -86,6 +87,8 @@ const std::map<std::string, std::string>& hosts_file() {
     return m;
 }
 
+}  // namespace
+
 bool split_host_port(std::string_view hp, std::string& host, std::string& port) {
     if (!hp.empty() && hp.front() == '[') {
         auto close = hp.find(']');
@@ -100,7 +103,6 @@ bool split_host_port(std::string_view hp, std::string& host, std::string& port) 
     port = std::string(hp.substr(colon + 1));
     return host.find(':') == std::string::npos;
 }
-}  // namespace
 
 result<socket_address> resolve(std::string_view hp, std::string_view network, std::string* error) {
     std::string host, port;
@@ -169,14 +171,18 @@ std::shared_ptr<const http_target> prepare_http(const http_options& o) {
     if (!host_only.empty() && host_only.front() == '[') host_only = host_only.substr(1, host_only.size() - 2);
     std::string err;
     auto a = resolve(dial, "tcp", &err);
-    if (!a) {
+    if (!a && a.error().value() == ENOENT) {
+        t->dial = dial;  // a name for DNS: looked up (through the shard's cache) at each run
+    } else if (!a) {
         std::string m = t->method;
         for (size_t i = 1; i < m.size(); ++i) m[i] = char(std::tolower(static_cast<unsigned char>(m[i])));
         t->error = m + " \"" + o.url + "\": " + err;
         return t;
     }
-    t->addr = *a;
-    t->addr_text = a->to_string();
+    if (a) {
+        t->addr = *a;
+        t->addr_text = a->to_string();
+    }
     t->sni = o.tls_server_name;
     if (t->sni.empty() && !socket_address::parse(host_only, 0)) t->sni = host_only;  // names only, as Go
 
@@ -390,10 +396,22 @@ task<probe_result> http_plain(std::shared_ptr<const http_target> t, size_t max_o
         res.output = failed(rc, "connect");
         co_return res;
     }
-    buffer b = buffer::copy_of(t->request);
+    // The request is sent straight away: a fresh loopback or LAN connection has
+    // room for it, which saves an operation and a buffer copy; the rest (if the
+    // kernel took only part) goes through the reactor.
     size_t off = 0;
+    {
+        ssize_t n = ::send(fd, t->request.data(), t->request.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) off = size_t(n);
+        else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            int e = errno;
+            r.close_fd(fd);
+            res.output = failed(-e, "write");
+            co_return res;
+        }
+    }
     while (off < t->request.size()) {
-        buffer rest = off ? buffer::copy_of(std::string_view(t->request).substr(off)) : std::move(b);
+        buffer rest = buffer::copy_of(std::string_view(t->request).substr(off));
         rc = co_await raw_op(op_kind::send, fd, nullptr, &rest);
         if (rc < 0) {
             r.close_fd(fd);
@@ -441,6 +459,20 @@ task<probe_result> http_plain(std::shared_ptr<const http_target> t, size_t max_o
 }  // namespace
 
 task<probe_result> probe_http(std::shared_ptr<const http_target> t, size_t max_output, deadline dl) {
+    if (t->error.empty() && !t->dial.empty()) {  // a DNS name: this run's address
+        std::string err;
+        auto a = co_await resolve_dial(t->dial, "tcp", dl, &err);
+        if (!a) {
+            probe_result res;
+            res.output = clock::now() >= dl ? timeout_text(*t) : go_method(t->method) + " \"" + t->url + "\": " + err;
+            co_return res;
+        }
+        auto run = std::make_shared<http_target>(*t);
+        run->addr = *a;
+        run->addr_text = a->to_string();
+        run->dial.clear();
+        t = std::move(run);
+    }
     if (t->error.empty() && !t->tls) {
         // One timer for the whole exchange instead of one per operation.
         cancel_source* parent = co_await current_cancel_source();
@@ -529,13 +561,14 @@ task<probe_result> probe_https(std::shared_ptr<const http_target> t, size_t max_
 task<probe_result> probe_tcp(std::string addr_text, deadline dl) {
     probe_result res;
     std::string err;
-    auto a = resolve(addr_text, "tcp", &err);
+    auto a = co_await resolve_dial(addr_text, "tcp", dl, &err);
     if (!a) {
         res.output = err;
         co_return res;
     }
     conn c;
-    bool ok = co_await conn::open(c, *a, addr_text, nullptr, dl, &err);
+    std::string dialed = a->to_string();  // Go names the resolved address in dial errors
+    bool ok = co_await conn::open(c, *a, dialed, nullptr, dl, &err);
     if (!ok) {
         res.output = err;
         co_return res;
@@ -549,20 +582,20 @@ task<probe_result> probe_tcp(std::string addr_text, deadline dl) {
 task<probe_result> probe_udp(std::string addr_text, deadline dl) {
     probe_result res;
     std::string err;
-    auto a = resolve(addr_text, "udp", &err);
+    auto a = co_await resolve_dial(addr_text, "udp", dl, &err);
     if (!a) {
         res.output = err;
         co_return res;
     }
     int fd = ::socket(a->family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || ::connect(fd, a->sa(), a->len) < 0) {
-        res.output = "dial udp " + addr_text + ": " + errno_text(-errno);
+        res.output = "dial udp " + a->to_string() + ": " + errno_text(-errno);
         if (fd >= 0) ::close(fd);
         co_return res;
     }
     reactor& r = this_reactor();
     if (::send(fd, "", 0, 0) < 0) {
-        res.output = "Failed to send UDP message: write udp " + addr_text + ": " + errno_text(-errno);
+        res.output = "Failed to send UDP message: write udp " + a->to_string() + ": " + errno_text(-errno);
         r.close_fd(fd);
         co_return res;
     }
@@ -576,7 +609,7 @@ task<probe_result> probe_udp(std::string addr_text, deadline dl) {
         if (n >= 0) break;  // a reply
         int e = errno;
         if (e != EAGAIN && e != EWOULDBLOCK) {
-            res.output = "read udp " + local_text + "->" + addr_text + ": read: " + errno_text(-e);
+            res.output = "read udp " + local_text + "->" + a->to_string() + ": read: " + errno_text(-e);
             r.close_fd(fd);
             co_return res;
         }
@@ -588,7 +621,7 @@ task<probe_result> probe_udp(std::string addr_text, deadline dl) {
         if (pr == -ETIMEDOUT) break;  // silence: Consul counts the read timeout as success
         if (pr < 0) {
             r.close_fd(fd);
-            res.output = "read udp " + local_text + "->" + addr_text + ": " + errno_text(pr);
+            res.output = "read udp " + local_text + "->" + a->to_string() + ": " + errno_text(pr);
             co_return res;
         }
     }

@@ -40,11 +40,14 @@ private:
     uint64_t total_ = 0;
 };
 
-// "host:port" or "[v6]:port" to an address: IP literals, "localhost" and names
-// in /etc/hosts (read once). No DNS queries: other names fail with Go's text.
-// `network` ("tcp", "udp") only shapes the error text.
+// "host:port" or "[v6]:port" to an address without a query: IP literals,
+// "localhost" and names in /etc/hosts (read once). Other names fail with ENOENT
+// and Go's text (resolve_dial in lookup.hh then asks DNS); malformed input with
+// EINVAL. `network` ("tcp", "udp") only shapes the error text.
 engine::result<engine::socket_address> resolve(std::string_view host_port, std::string_view network,
                                                std::string* error);
+// "host:port" / "[v6]:port" split; false if malformed.
+bool split_host_port(std::string_view hp, std::string& host, std::string& port);
 // Go's syscall error text for -errno: "connection refused", "i/o timeout" for timeouts.
 std::string errno_text(int negative_errno);
 
@@ -66,6 +69,7 @@ struct http_target {
     bool skip_verify = false;
     engine::socket_address addr;
     std::string addr_text;    // addr as "ip:port", for error texts
+    std::string dial;         // non-empty: "name:port" to look up (DNS) before each run
     std::string request;      // the whole request, sent as is
     std::string error;        // non-empty: every run is critical with this output
 };
@@ -104,5 +108,12 @@ engine::task<probe_result> probe_script(std::vector<std::string> argv, size_t ma
 // anything else critical. Cancel safety: the connection is closed.
 engine::task<probe_result> probe_grpc(std::string target, bool use_tls, std::string tls_server_name,
                                       bool skip_verify, engine::deadline dl);
+// H2PING ("host:port"): the HTTP/2 preface, SETTINGS and a PING over a fresh
+// connection (TLS with ALPN h2 when use_tls, else prior-knowledge h2c), passing
+// "HTTP2 ping was successful" on the PING's ACK; "Failed to dial to <target>: ..."
+// or "HTTP2 ping failed: ..." otherwise. Same HTTP/2 client as probe_grpc.
+// Cancel safety: the connection is closed.
+engine::task<probe_result> probe_h2ping(std::string target, bool use_tls, std::string tls_server_name,
+                                        bool skip_verify, engine::deadline dl);
 
 }  // namespace pharos::health

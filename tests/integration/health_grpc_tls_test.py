@@ -129,6 +129,25 @@ class ProbesOverTls(unittest.TestCase):
         self.assertEqual(c["grpc-refused"][0], "critical")
         self.assertIn("connect: connection refused", c["grpc-refused"][1])
 
+    def test_h2ping_plain_and_tls(self):
+        g, gs = "127.0.0.1:%d" % self.grpc_port, "127.0.0.1:%d" % self.grpcs_port
+        self.register("h2-plain", H2PING=g, H2PingUseTLS=False)
+        self.register("h2-tls", H2PING=gs, TLSSkipVerify=True)  # H2PingUseTLS defaults to true
+        self.register("h2-verify", H2PING=gs)
+        self.register("h2-refused", H2PING="127.0.0.1:1", H2PingUseTLS=False)
+        self.register("h2-not-h2", H2PING="127.0.0.1:%d" % self.https_port, TLSSkipVerify=True)
+        c = self.wait_checks(["h2-plain", "h2-tls", "h2-verify", "h2-refused", "h2-not-h2"])
+        self.assertEqual(c["h2-plain"], ("passing", "HTTP2 ping was successful"))
+        self.assertEqual(c["h2-tls"], ("passing", "HTTP2 ping was successful"))
+        self.assertEqual(c["h2-verify"][0], "critical")
+        self.assertTrue(c["h2-verify"][1].startswith("Failed to dial to %s: " % gs), c["h2-verify"][1])
+        self.assertIn("certificate", c["h2-verify"][1])
+        self.assertEqual(c["h2-refused"], ("critical", "Failed to dial to 127.0.0.1:1: dial tcp 127.0.0.1:1: "
+                                                      "connect: connection refused"))
+        # An HTTP/1.1 server answers the preface with an error and closes.
+        self.assertEqual(c["h2-not-h2"][0], "critical")
+        self.assertTrue(c["h2-not-h2"][1].startswith("HTTP2 ping failed: "), c["h2-not-h2"][1])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
