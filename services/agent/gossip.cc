@@ -138,6 +138,10 @@ std::vector<state::command> reconcile(const catalog::store& cat, const std::map<
     std::vector<state::command> out;
     state::check_updates failed;
     for (const auto& [name, m] : members) {
+        // Consul's shouldHandleMember: only Consul agents (role node or consul) of this datacenter.
+        auto role = m.tags.find("role"), dc = m.tags.find("dc");
+        bool consul_node = role != m.tags.end() && (role->second == "node" || role->second == "consul");
+        if (!consul_node || dc == m.tags.end() || dc->second != datacenter) continue;
         const catalog::node* n = cat.get_node(name);
         const catalog::check* serf_check = n ? cat.get_check(name, serf_check_id) : nullptr;
         if (m.status == member_status::alive) {

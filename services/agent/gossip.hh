@@ -9,7 +9,9 @@
 //   death as left. Force-leave: a failed member becomes left (or is erased with
 //   prune), and a Serf leave intent carries it to the other members. Plain data.
 // - reconcile(): Consul's leader reconcile (agent/consul/leader.go), as a pure
-//   function from (catalog, members) to state commands: alive → the node with a
+//   function from (catalog, members) to state commands. Only members whose tags
+//   say they are Consul agents of this datacenter count (Consul's
+//   shouldHandleMember; a plain memberlist peer is listed but not registered): alive → the node with a
 //   passing serfHealth check (and the "consul" service for servers); failed →
 //   serfHealth critical; left → node deregistered; a catalog node that has a
 //   serfHealth check but is no longer a member (reaped) → deregistered. The

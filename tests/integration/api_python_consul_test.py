@@ -34,7 +34,7 @@ class AgentApiWithPythonConsul(unittest.TestCase):
     def setUp(self):
         self.port = free_port()
         self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([PHAROS, "agent", "-dev", "-client", "127.0.0.1", "-dns-port", "-1", "-http-port", str(self.port),
+        self.proc = subprocess.Popen([PHAROS, "agent", "-dev", "-client", "127.0.0.1", "-dns-port", "-1", "-serf-lan-port", "-1", "-http-port", str(self.port),
                                       "-shards", "2"], stdout=self.log, stderr=subprocess.STDOUT)
         self.addCleanup(self.stop_agent)
         # Ready as Consul's own harness judges it: /v1/status/leader answers.

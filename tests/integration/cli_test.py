@@ -37,7 +37,7 @@ def wait_for_http(port, timeout=10):
 
 
 def start_agent(args):
-    return subprocess.Popen([PHAROS, "agent", "-dns-port", "-1"] + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen([PHAROS, "agent", "-dns-port", "-1", "-serf-lan-port", "-1"] + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def stop_agent(proc):

@@ -95,7 +95,7 @@ class DnsDig(unittest.TestCase):
                                       "service_ttl": {"*": "5s"}, "node_ttl": "10s"},
                        "node_meta": {"rack": "r1"}}, f)
         cls.proc = subprocess.Popen([PHAROS, "agent", "-dev", "-client", "127.0.0.1", "-http-port",
-                                     str(cls.http_port), "-dns-port", str(cls.dns_port), "-shards", "2",
+                                     str(cls.http_port), "-dns-port", str(cls.dns_port), "-serf-lan-port", "-1", "-shards", "2",
                                      "-node", "dns-node", "-config-file", cfg],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_http(cls.http_port)

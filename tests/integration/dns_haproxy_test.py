@@ -60,7 +60,7 @@ class HaproxyResolver(unittest.TestCase):
         cls.http_port = free_port()
         cls.dns_port = free_port()
         cls.agent = subprocess.Popen([PHAROS, "agent", "-dev", "-client", "127.0.0.1", "-http-port",
-                                      str(cls.http_port), "-dns-port", str(cls.dns_port), "-shards", "2"],
+                                      str(cls.http_port), "-dns-port", str(cls.dns_port), "-serf-lan-port", "-1", "-shards", "2"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 10
         while True:

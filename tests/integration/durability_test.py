@@ -61,7 +61,7 @@ class Agent:
         self.log = os.path.join(data_dir + ".log")
 
     def start(self, expect_ready=True):
-        args = [PHAROS, "agent", "-server", "-bootstrap", "-data-dir", self.data_dir, "-client", "127.0.0.1", "-dns-port", "-1",
+        args = [PHAROS, "agent", "-server", "-bootstrap", "-data-dir", self.data_dir, "-client", "127.0.0.1", "-dns-port", "-1", "-serf-lan-port", "-1",
                 "-bind", "127.0.0.1", "-http-port", str(self.port), "-node", "crash-test", "-shards", "2"]
         if self.config:
             args += ["-config-file", self.config]

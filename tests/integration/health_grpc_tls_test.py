@@ -78,7 +78,7 @@ class ProbesOverTls(unittest.TestCase):
         cls.grpc.start()
 
         cls.port = free_port()
-        cls.agent = subprocess.Popen([PHAROS, "agent", "-dev", "-client", "127.0.0.1", "-dns-port", "-1", "-http-port", str(cls.port),
+        cls.agent = subprocess.Popen([PHAROS, "agent", "-dev", "-client", "127.0.0.1", "-dns-port", "-1", "-serf-lan-port", "-1", "-http-port", str(cls.port),
                                       "-shards", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(100):
             try:

@@ -70,7 +70,7 @@ class HealthAtScale(unittest.TestCase):
         assert line and line[0] == "READY", line
         cls.ports = [int(cls.targets.stdout.readline().split()[1]) for _ in range(int(line[2]))]
         cls.port = free_port()
-        cls.agent = subprocess.Popen([PHAROS, "agent", "-dev", "-client", "127.0.0.1", "-dns-port", "-1", "-http-port", str(cls.port),
+        cls.agent = subprocess.Popen([PHAROS, "agent", "-dev", "-client", "127.0.0.1", "-dns-port", "-1", "-serf-lan-port", "-1", "-http-port", str(cls.port),
                                       "-shards", "2", "-enable-script-checks"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cls.api = Api(cls.port)
