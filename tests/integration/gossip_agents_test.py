@@ -1,0 +1,204 @@
+#!/usr/bin/python3
+"""Three `pharos agent -dev` processes gossiping on 127.0.0.1 (distinct HTTP and
+serf_lan ports), plus a Go memberlist peer (tests/integration/mlpeer):
+
+  - a2 joins a1 with -join, a3 through /v1/agent/join (python3-consul2's
+    c.agent.join), then `pharos join` again; an agent whose -join fails exits;
+  - /v1/agent/members on every agent lists the three alive with Consul's tags
+    (read by python3-consul2's c.agent.members()), and `pharos members` prints them;
+  - the Go peer joins a1 and is listed (Serf protocol-2 tags: its Meta is the role);
+  - kill -9 of a3: a1 and a2 list it failed (4), its serfHealth is critical in
+    /v1/health/node on a1; `pharos leave` of a2: a1 lists it left (3) and drops
+    it from /v1/catalog/nodes; `pharos force-leave a3` on a1: left and deregistered.
+
+Usage: gossip_agents_test.py PHAROS MLPEER_SOURCE_DIR BUILD_DIR
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+import consul  # python3-consul2
+
+PHAROS = os.path.abspath(sys.argv.pop(1))
+PEER_SRC = os.path.abspath(sys.argv.pop(1))
+BUILD = os.path.abspath(sys.argv.pop(1))
+PEER = os.path.join(BUILD, "mlpeer")
+
+
+def free_port():
+    """A port free for TCP and UDP on 127.0.0.1."""
+    while True:
+        t = socket.socket()
+        t.bind(("127.0.0.1", 0))
+        port = t.getsockname()[1]
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            u.close()
+            t.close()
+
+
+def get(port, path):
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=10) as r:
+        return json.loads(r.read())
+
+
+def wait_until(pred, timeout, what):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            last = pred()
+            if last:
+                return last
+        except OSError as e:
+            last = e
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+
+
+class Agent:
+    def __init__(self, name, *extra):
+        self.name = name
+        self.http = free_port()
+        self.serf = free_port()
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([PHAROS, "agent", "-dev", "-node", name, "-client", "127.0.0.1", "-bind",
+                                      "127.0.0.1", "-dns-port", "-1", "-http-port", str(self.http),
+                                      "-serf-lan-port", str(self.serf), "-server-port", str(free_port()),
+                                      "-shards", "2"] + list(extra), stdout=self.log, stderr=subprocess.STDOUT)
+
+    def ready(self):
+        def up():
+            assert self.proc.poll() is None, "agent %s exited:\n%s" % (self.name, self.output())
+            return get(self.http, "/v1/status/leader")
+        wait_until(up, 10, "agent %s HTTP" % self.name)
+        return self
+
+    def output(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def members(self):
+        return {m["Name"]: m for m in get(self.http, "/v1/agent/members")}
+
+    def status_of(self, name):
+        m = self.members().get(name)
+        return m and m["Status"]
+
+    def cli(self, *args):
+        return subprocess.run([PHAROS] + list(args), capture_output=True, text=True, timeout=30,
+                              env=dict(os.environ, CONSUL_HTTP_ADDR="127.0.0.1:%d" % self.http))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def build_peer():
+    env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode", GOPROXY="off",
+               GOCACHE=os.path.join(BUILD, "gocache"), GOFLAGS="")
+    subprocess.run(["go", "build", "-o", PEER, "."], cwd=PEER_SRC, env=env, check=True)
+
+
+class GossipAgents(unittest.TestCase):
+    def test_three_agents_and_a_go_peer(self):
+        build_peer()
+        a1 = Agent("a1").ready()
+        self.addCleanup(a1.stop)
+        # A -join that reaches nobody fails the start, as in Consul.
+        bad = Agent("bad", "-join", "127.0.0.1:%d" % free_port())
+        self.assertNotEqual(bad.proc.wait(timeout=30), 0)
+        self.assertIn("error joining the LAN pool", bad.output())
+
+        a2 = Agent("a2", "-join", "127.0.0.1:%d" % a1.serf).ready()
+        self.addCleanup(a2.stop)
+        a3 = Agent("a3").ready()
+        self.addCleanup(a3.stop)
+        c3 = consul.Consul(host="127.0.0.1", port=a3.http)
+        self.assertTrue(c3.agent.join("127.0.0.1:%d" % a1.serf))
+        p = a3.cli("join", "127.0.0.1:%d" % a2.serf)
+        self.assertEqual((p.returncode, p.stdout), (0, "Successfully joined cluster by contacting 1 nodes.\n"),
+                         p.stderr)
+        p = a3.cli("join", "127.0.0.1:%d" % free_port())
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("Failed to join any nodes.", p.stderr)
+
+        names = {"a1", "a2", "a3"}
+        for a in (a1, a2, a3):
+            wait_until(lambda: all(a.status_of(n) == 1 for n in names), 10, "3 alive on " + a.name)
+        ms = {m["Name"]: m for m in consul.Consul(host="127.0.0.1", port=a1.http).agent.members()}
+        self.assertEqual(set(ms), names)
+        for a in (a1, a2, a3):
+            m = ms[a.name]
+            self.assertEqual((m["Addr"], m["Port"]), ("127.0.0.1", a.serf))
+            self.assertEqual(m["Tags"]["role"], "consul")
+            self.assertEqual(m["Tags"]["dc"], "dc1")
+            self.assertEqual(len(m["Tags"]["id"]), 36)
+            self.assertEqual((m["ProtocolMin"], m["ProtocolMax"], m["ProtocolCur"]), (1, 5, 2))
+            self.assertEqual((m["DelegateMin"], m["DelegateMax"], m["DelegateCur"]), (2, 5, 4))
+        p = a2.cli("members")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = [l.split() for l in p.stdout.splitlines()[1:]]
+        self.assertEqual(sorted((r[0], r[2]) for r in rows), [("a1", "alive"), ("a2", "alive"), ("a3", "alive")])
+        # Each agent registers the alive members in its catalog with a passing serfHealth.
+        wait_until(lambda: {n["Node"] for n in get(a1.http, "/v1/catalog/nodes")} == names, 10, "catalog nodes")
+        checks = get(a1.http, "/v1/health/node/a3")
+        self.assertEqual([(c["CheckID"], c["Status"], c["Output"]) for c in checks],
+                         [("serfHealth", "passing", "Agent alive and reachable")])
+        self.assertEqual(sorted(s["Node"] for s in get(a1.http, "/v1/catalog/service/consul")), sorted(names))
+
+        # A Go memberlist node joins a1: listed, not registered (not a Consul agent).
+        peer = subprocess.Popen([PEER, "-name", "g1", "-bind", "127.0.0.1", "-port", str(free_port()), "-join",
+                                 "127.0.0.1:%d" % a1.serf, "-meta", "plain", "-duration", "30", "-quiet-members"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (peer.poll() is None and peer.kill(), peer.wait()))
+        g1 = wait_until(lambda: a2.members().get("g1"), 10, "g1 in a2's members")
+        self.assertEqual((g1["Status"], g1["Tags"], g1["DelegateCur"]), (1, {"role": "plain"}, 0))
+        self.assertNotIn("g1", {n["Node"] for n in get(a1.http, "/v1/catalog/nodes")})
+
+        # kill -9 a3: failed everywhere, serfHealth critical.
+        a3.proc.send_signal(signal.SIGKILL)
+        a3.proc.wait()
+        for a in (a1, a2):
+            wait_until(lambda: a.status_of("a3") == 4, 20, "a3 failed on " + a.name)
+        checks = wait_until(lambda: [c for c in get(a1.http, "/v1/health/node/a3") if c["Status"] == "critical"], 5,
+                            "a3 serfHealth critical")
+        self.assertEqual((checks[0]["CheckID"], checks[0]["Output"]), ("serfHealth", "Agent not live or unreachable"))
+        passing = get(a1.http, "/v1/health/service/consul?passing=1")
+        self.assertEqual(sorted(e["Node"]["Node"] for e in passing), ["a1", "a2"])
+
+        # Graceful leave of a2: left on a1, deregistered.
+        p = a2.cli("leave")
+        self.assertEqual((p.returncode, p.stdout), (0, "Graceful leave complete\n"), p.stderr)
+        self.assertEqual(a2.proc.wait(timeout=15), 0)
+        wait_until(lambda: a1.status_of("a2") == 3, 10, "a2 left on a1")
+        wait_until(lambda: "a2" not in {n["Node"] for n in get(a1.http, "/v1/catalog/nodes")}, 5, "a2 deregistered")
+
+        # force-leave of the failed a3.
+        p = a1.cli("force-leave", "a3")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        wait_until(lambda: a1.status_of("a3") == 3, 5, "a3 left after force-leave")
+        wait_until(lambda: {n["Node"] for n in get(a1.http, "/v1/catalog/nodes")} == {"a1"}, 5, "only a1 left")
+        p = a1.cli("force-leave", "nobody")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("No node found with name 'nobody'", p.stderr)
+        p = a1.cli("force-leave", "-prune", "a3")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIsNone(a1.status_of("a3"))
+
+
+if __name__ == "__main__":
+    unittest.main()
