@@ -8,7 +8,8 @@ serf_lan ports), plus a Go memberlist peer (tests/integration/mlpeer):
     (read by python3-consul2's c.agent.members()), and `pharos members` prints them;
   - the Go peer joins a1 and is listed (Serf protocol-2 tags: its Meta is the role);
   - kill -9 of a3: a1 and a2 list it failed (4), its serfHealth is critical in
-    /v1/health/node on a1; `pharos leave` of a2: a1 lists it left (3) and drops
+    /v1/health/node on a1 and it drops out of ?passing; a2 (reconnect_timeout 4s)
+    reaps it and deregisters it; `pharos leave` of a2: a1 lists it left (3) and drops
     it from /v1/catalog/nodes; `pharos force-leave a3` on a1: left and deregistered.
 
 Usage: gossip_agents_test.py PHAROS MLPEER_SOURCE_DIR BUILD_DIR
@@ -123,7 +124,12 @@ class GossipAgents(unittest.TestCase):
         self.assertNotEqual(bad.proc.wait(timeout=30), 0)
         self.assertIn("error joining the LAN pool", bad.output())
 
-        a2 = Agent("a2", "-join", "127.0.0.1:%d" % a1.serf).ready()
+        # a2 reaps failed members after 4 s (reconnect_timeout; under 8 h is accepted with -dev only).
+        rt = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+        self.addCleanup(os.unlink, rt.name)
+        json.dump({"reconnect_timeout": "4s"}, rt)
+        rt.close()
+        a2 = Agent("a2", "-join", "127.0.0.1:%d" % a1.serf, "-config-file", rt.name).ready()
         self.addCleanup(a2.stop)
         a3 = Agent("a3").ready()
         self.addCleanup(a3.stop)
@@ -179,6 +185,10 @@ class GossipAgents(unittest.TestCase):
         self.assertEqual((checks[0]["CheckID"], checks[0]["Output"]), ("serfHealth", "Agent not live or unreachable"))
         passing = get(a1.http, "/v1/health/service/consul?passing=1")
         self.assertEqual(sorted(e["Node"]["Node"] for e in passing), ["a1", "a2"])
+        # a2 reaps a3 after its reconnect_timeout: gone from its members and its catalog.
+        wait_until(lambda: a2.status_of("a3") is None, 10, "a3 reaped on a2")
+        wait_until(lambda: "a3" not in {n["Node"] for n in get(a2.http, "/v1/catalog/nodes")}, 5, "a3 off a2's catalog")
+        self.assertEqual(a1.status_of("a3"), 4)  # a1 keeps it for 72 h
 
         # Graceful leave of a2: left on a1, deregistered.
         p = a2.cli("leave")
