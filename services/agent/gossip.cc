@@ -355,7 +355,8 @@ task<int> lan_gossip::join(std::vector<std::string> addrs, deadline dl, std::str
             bad += (bad.empty() ? "" : ", ") + a;
     }
     int n = 0;
-    if (!targets.empty()) {
+    bool tried = !targets.empty();
+    if (tried) {
         auto w = std::make_shared<waiter>();
         std::function<void(int)> done = [w](int k) {
             w->n = k;
@@ -371,7 +372,7 @@ task<int> lan_gossip::join(std::vector<std::string> addrs, deadline dl, std::str
     if (error && (n == 0 || !bad.empty())) {
         std::string e;
         if (!bad.empty()) e = "cannot resolve " + bad;
-        if (n == 0 && !targets.empty()) {
+        if (n == 0 && tried) {
             std::string all;
             for (auto& a : addrs) all += (all.empty() ? "" : ", ") + a;
             e += (e.empty() ? "" : "; ") + std::string("no contact with ") + all;
