@@ -17,8 +17,8 @@ using namespace engine;
 namespace serf = gossip::serf;
 
 namespace {
-constexpr const char* build_version = "1.17.0:pharos";  // the Consul level pharos answers as
-constexpr auto tombstone_timeout = std::chrono::hours(24);  // Serf's TombstoneTimeout
+constexpr const char* build_version = "1.17.0:pharos";         // the Consul level pharos answers as
+constexpr auto tombstone_timeout = std::chrono::hours(24);     // Serf's TombstoneTimeout
 constexpr auto reconcile_interval = std::chrono::seconds(60);  // Consul's ReconcileInterval
 
 std::string ip_text(const std::string& raw) {
@@ -184,8 +184,8 @@ std::vector<state::command> reconcile(const catalog::store& cat, const std::map<
                           {"serf_protocol_current", std::to_string(m.vsn[2])},
                           {"serf_protocol_max", std::to_string(m.vsn[1])},
                           {"serf_protocol_min", std::to_string(m.vsn[0])},
-                          {"version", m.tags.count("build") ? m.tags.at("build").substr(0, m.tags.at("build").find(':'))
-                                                             : ""}};
+                          {"version",
+                           m.tags.count("build") ? m.tags.at("build").substr(0, m.tags.at("build").find(':')) : ""}};
                 r.svc = s;
             }
             out.push_back(std::move(r));

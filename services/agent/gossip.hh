@@ -70,7 +70,7 @@ class serf_table {
 public:
     using time_point = engine::clock::time_point;
     // memberlist events.
-    void joined(const membership::member& m, time_point now);  // on_join / on_update
+    void joined(const membership::member& m, time_point now);    // on_join / on_update
     void departed(const membership::member& m, time_point now);  // on_leave (dead or left)
     // A leave intent (force-leave): failed → left (or erased with prune). True if it changed something
     // (the caller then re-broadcasts it).

@@ -21,8 +21,8 @@ TEST(gossip_serf, tags_encode_as_magic_byte_and_sorted_msgpack_map) {
     t["dc"] = "dc1";
     auto meta = encode_tags(t);
     ASSERT_TRUE(meta);
-    std::string want = bytes({0xff, 0x82, 0xa2}) + "dc" + bytes({0xa3}) + "dc1" + bytes({0xa4}) + "role" +
-                       bytes({0xa4}) + "node";
+    std::string want =
+        bytes({0xff, 0x82, 0xa2}) + "dc" + bytes({0xa3}) + "dc1" + bytes({0xa4}) + "role" + bytes({0xa4}) + "node";
     EXPECT_EQ(*meta, want);
     EXPECT_EQ(decode_tags(*meta), t);
 }
@@ -79,7 +79,7 @@ TEST(gossip_serf, leave_intent_matches_serf_message_leave) {
 
 TEST(gossip_serf, other_serf_messages_are_not_leave_intents) {
     EXPECT_FALSE(decode_leave(""));
-    EXPECT_FALSE(decode_leave(bytes({0x01, 0x80})));  // join intent
+    EXPECT_FALSE(decode_leave(bytes({0x01, 0x80})));                                  // join intent
     EXPECT_FALSE(decode_leave(bytes({0x00, 0x81, 0xa5}) + "LTime" + bytes({0x05})));  // no Node
     EXPECT_FALSE(decode_leave(bytes({0x00, 0x83, 0xa5}) + "LTi"));                    // cut short
 }
