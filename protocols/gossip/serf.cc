@@ -73,4 +73,38 @@ std::optional<leave_intent> decode_leave(std::string_view msg) {
     return l;
 }
 
+std::string encode_join(const join_intent& j) {
+    std::string out(1, char(message_type::join));
+    msgpack::writer w(out);
+    w.map(2);
+    w.key("LTime");
+    w.uint(j.ltime);
+    w.key("Node");
+    w.str(j.node);
+    return out;
+}
+
+std::optional<join_intent> decode_join(std::string_view msg) {
+    if (msg.empty() || uint8_t(msg[0]) != uint8_t(message_type::join)) return std::nullopt;
+    msgpack::reader r(msg.substr(1));
+    uint32_t n = 0;
+    if (!r.map(n)) return std::nullopt;
+    join_intent j;
+    bool have_node = false;
+    for (uint32_t i = 0; i < n; ++i) {
+        std::string k;
+        if (!r.str(k)) return std::nullopt;
+        bool ok;
+        if (k == "LTime")
+            ok = r.u64(j.ltime);
+        else if (k == "Node")
+            ok = have_node = r.str(j.node);
+        else
+            ok = r.skip();
+        if (!ok) return std::nullopt;
+    }
+    if (!have_node) return std::nullopt;
+    return j;
+}
+
 }  // namespace pharos::gossip::serf

@@ -8,8 +8,11 @@
 //   not start with 0xff is the protocol-2 form (the whole Meta is the "role"
 //   tag), and a malformed map gives whatever was read before the error.
 // - The leave intent (serf messageLeave, type 0): [0x00] + msgpack
-//   {LTime, Node, Prune}, sent as a memberlist user message. A force-leave
-//   broadcasts it; receivers mark a failed member left (or erase it with Prune).
+//   {LTime, Node, Prune}, and the join intent (messageJoin, type 1): [0x01] +
+//   msgpack {LTime, Node}, sent as memberlist user messages. A graceful leave
+//   and a force-leave broadcast a leave intent (alive → leaving, failed → left,
+//   Prune erases); a node that hears a leave intent about itself refutes it
+//   with a join intent (leaving → alive).
 //
 // Values only: no shard state.
 #pragma once
@@ -50,8 +53,15 @@ struct leave_intent {
     bool prune = false;
 };
 
+struct join_intent {
+    uint64_t ltime = 0;
+    std::string node;
+};
+
 std::string encode_leave(const leave_intent& l);
 // The message with its type byte; nullopt if it is not a well-formed leave intent.
 std::optional<leave_intent> decode_leave(std::string_view msg);
+std::string encode_join(const join_intent& j);
+std::optional<join_intent> decode_join(std::string_view msg);
 
 }  // namespace pharos::gossip::serf

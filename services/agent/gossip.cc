@@ -14,6 +14,7 @@
 
 namespace pharos::agent {
 using namespace engine;
+using membership::node_state;
 namespace serf = gossip::serf;
 
 namespace {
@@ -87,8 +88,9 @@ void serf_table::departed(const membership::member& m, time_point now) {
     serf_member& s = members_[m.name];
     fill(s, m);
     member_status st = status_of(m.state);
-    // A failed member that was force-left stays left (Serf: leave intents beat the failure).
-    if (s.status == member_status::left && st == member_status::failed) return;
+    // A member that announced its leave (or was force-left) and then goes silent has left (Serf).
+    if ((s.status == member_status::left || s.status == member_status::leaving) && st == member_status::failed)
+        st = member_status::left;
     if (s.status != st) s.since = now;
     s.status = st;
 }
@@ -104,9 +106,22 @@ bool serf_table::leave_intent(const serf::leave_intent& l, time_point now) {
         members_.erase(it);
         return true;
     }
-    if (s.status != member_status::failed) return false;  // an alive member refutes it (Serf: leaving → alive)
-    s.status = member_status::left;
-    s.since = now;
+    if (s.status == member_status::failed) {
+        s.status = member_status::left;
+        s.since = now;
+    } else if (s.status == member_status::alive) {
+        s.status = member_status::leaving;  // left once it goes; alive again if it refutes (join intent)
+        s.since = now;
+    }
+    return true;
+}
+
+bool serf_table::join_intent(const serf::join_intent& j) {
+    witness(j.ltime);
+    auto it = members_.find(j.node);
+    if (it == members_.end() || j.ltime <= it->second.status_ltime) return false;
+    it->second.status_ltime = j.ltime;
+    if (it->second.status == member_status::leaving) it->second.status = member_status::alive;
     return true;
 }
 
@@ -329,11 +344,24 @@ void lan_gossip::changed() {
 }
 
 void lan_gossip::on_user_msg(std::string_view msg) {
-    auto l = serf::decode_leave(msg);
-    if (!l) return;  // other Serf messages (user events, queries, join intents) are not handled
-    if (!table_.leave_intent(*l, clock::now())) return;
-    node_->ml().broadcast_user(std::string(msg));  // Serf re-broadcasts intents that changed something
-    changed();
+    // Serf re-broadcasts every new intent. Other Serf messages (user events, queries) are not handled.
+    if (auto l = serf::decode_leave(msg)) {
+        if (l->node == cfg_.node_name) {
+            table_.witness(l->ltime);
+            if (!leaving_) {  // refute: we are alive
+                serf::join_intent j{table_.tick(), cfg_.node_name};
+                node_->ml().broadcast_user(serf::encode_join(j));
+            }
+            return;
+        }
+        if (!table_.leave_intent(*l, clock::now())) return;
+        node_->ml().broadcast_user(std::string(msg));
+        changed();
+    } else if (auto j = serf::decode_join(msg)) {
+        if (j->node == cfg_.node_name || !table_.join_intent(*j)) return;
+        node_->ml().broadcast_user(std::string(msg));
+        changed();
+    }
 }
 
 task<int> lan_gossip::join(std::vector<std::string> addrs, deadline dl, std::string* error) {
@@ -419,6 +447,13 @@ task<void> lan_gossip::leave(deadline dl) {
         wait_slot slot;
     };
     if (!started_) co_return;
+    // Serf: a leave intent first (every member relays it, so those that miss memberlist's dead
+    // message still see "leaving" and then "left" when we go), then memberlist's leave.
+    leaving_ = true;
+    serf::leave_intent l;
+    l.ltime = table_.tick();
+    l.node = cfg_.node_name;
+    spread(serf::encode_leave(l));
     auto w = std::make_shared<waiter>();
     std::function<void()> done = [w] {
         w->done = true;
@@ -442,8 +477,17 @@ std::optional<std::string> lan_gossip::force_leave(const std::string& node, bool
     l.node = node;
     l.prune = prune;
     if (table_.leave_intent(l, clock::now())) changed();
-    if (started_) node_->ml().broadcast_user(serf::encode_leave(l));
+    if (started_) spread(serf::encode_leave(l));
     return std::nullopt;
+}
+
+void lan_gossip::spread(std::string msg) {
+    // Gossip, as Serf; and, because pharos has no Serf push/pull of intents to repair a member that
+    // missed every relay (a few transmits in a small cluster), once over TCP to each live member.
+    for (const membership::member& m : node_->ml().members())
+        if (m.name != cfg_.node_name && (m.state == node_state::alive || m.state == node_state::suspect))
+            node_->ml().send_user_reliable(m.addr, msg);
+    node_->ml().broadcast_user(std::move(msg));
 }
 
 task<void> lan_gossip::run_reconcile() {

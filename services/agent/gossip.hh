@@ -6,7 +6,7 @@
 //   reconnect_timeout (then reaps them) and left members for tombstone_timeout.
 //   Status numbers are Serf's (0 none, 1 alive, 2 leaving, 3 left, 4 failed);
 //   suspect counts as alive, dead as failed, a node that announced its own
-//   death as left. Force-leave: a failed member becomes left (or is erased with
+//   death (or was leaving: it sent a leave intent first) as left. Force-leave: a failed member becomes left (or is erased with
 //   prune), and a Serf leave intent carries it to the other members. Plain data.
 // - reconcile(): Consul's leader reconcile (agent/consul/leader.go), as a pure
 //   function from (catalog, members) to state commands. Only members whose tags
@@ -72,9 +72,12 @@ public:
     // memberlist events.
     void joined(const membership::member& m, time_point now);    // on_join / on_update
     void departed(const membership::member& m, time_point now);  // on_leave (dead or left)
-    // A leave intent (force-leave): failed → left (or erased with prune). True if it changed something
-    // (the caller then re-broadcasts it).
+    // A leave intent (graceful leave, force-leave): alive → leaving, failed → left (prune: erased).
+    // True if its Lamport time is newer than the last intent applied to that member (the caller
+    // then re-broadcasts it, as Serf).
     bool leave_intent(const gossip::serf::leave_intent& l, time_point now);
+    // A join intent (a refuted leave): leaving → alive. True if new (re-broadcast).
+    bool join_intent(const gossip::serf::join_intent& j);
     // Drops failed members older than reconnect_timeout and left ones older than tombstone_timeout.
     // True if any went.
     bool reap(time_point now, engine::clock::duration reconnect_timeout, engine::clock::duration tombstone_timeout);
@@ -133,13 +136,14 @@ private:
     engine::task<void> run_reconcile();
     void changed();
     void on_user_msg(std::string_view msg);
+    void spread(std::string msg);  // an intent we originate
 
     config cfg_;
     engine::sharded<state::service>* st_;
     gossip::keyring keys_;
     std::unique_ptr<membership::net_node> node_;
     serf_table table_;
-    bool dirty_ = true, stopping_ = false, started_ = false;
+    bool dirty_ = true, stopping_ = false, started_ = false, leaving_ = false;
     engine::wait_slot wake_;
     engine::gate gate_;
     engine::cancel_source stop_;

@@ -83,3 +83,14 @@ TEST(gossip_serf, other_serf_messages_are_not_leave_intents) {
     EXPECT_FALSE(decode_leave(bytes({0x00, 0x81, 0xa5}) + "LTime" + bytes({0x05})));  // no Node
     EXPECT_FALSE(decode_leave(bytes({0x00, 0x83, 0xa5}) + "LTi"));                    // cut short
 }
+
+TEST(gossip_serf, join_intent_matches_serf_message_join) {
+    join_intent j{7, "a"};
+    std::string want = bytes({0x01, 0x82, 0xa5}) + "LTime" + bytes({0x07, 0xa4}) + "Node" + bytes({0xa1}) + "a";
+    EXPECT_EQ(encode_join(j), want);
+    auto back = decode_join(want);
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->ltime, 7u);
+    EXPECT_EQ(back->node, "a");
+    EXPECT_FALSE(decode_join(encode_leave(leave_intent{1, "a", false})));
+}

@@ -160,7 +160,10 @@ TEST(agent_gossip, force_leave_marks_a_failed_member_left_and_prune_forgets_it) 
     ASSERT_TRUE(w.wait_status("n3", member_status::failed));
     w.reconcile_once();
     gossip::serf::leave_intent alive_one{w.table.tick(), "n1", false};
-    EXPECT_FALSE(w.table.leave_intent(alive_one, w.net.now()));  // an alive member is not forced out
+    EXPECT_TRUE(w.table.leave_intent(alive_one, w.net.now()));  // an alive member is leaving...
+    EXPECT_TRUE(w.status_is("n1", member_status::leaving));
+    EXPECT_TRUE(w.table.join_intent(gossip::serf::join_intent{w.table.tick(), "n1"}));  // ...until it refutes
+    EXPECT_TRUE(w.status_is("n1", member_status::alive));
     gossip::serf::leave_intent l{w.table.tick(), "n3", false};
     EXPECT_TRUE(w.table.leave_intent(l, w.net.now()));
     EXPECT_FALSE(w.table.leave_intent(l, w.net.now()));  // same Lamport time: applied once
@@ -170,6 +173,18 @@ TEST(agent_gossip, force_leave_marks_a_failed_member_left_and_prune_forgets_it) 
     gossip::serf::leave_intent prune{w.table.tick(), "n3", true};
     EXPECT_TRUE(w.table.leave_intent(prune, w.net.now()));
     EXPECT_FALSE(w.table.find("n3"));
+}
+
+TEST(agent_gossip, a_leaving_member_that_goes_silent_has_left) {
+    world w(4);
+    ASSERT_TRUE(w.net.run_until([&] { return w.table.members().size() == 4; }, w.net.now() + 10s));
+    w.reconcile_once();
+    // n3 sent its leave intent, but memberlist's dead message never reached us: it just stops answering.
+    EXPECT_TRUE(w.table.leave_intent(gossip::serf::leave_intent{w.table.tick(), "n3", false}, w.net.now()));
+    w.net.kill(3);
+    ASSERT_TRUE(w.wait_status("n3", member_status::left));
+    EXPECT_EQ(w.reconcile_once(), 1u);
+    EXPECT_FALSE(w.cat().get_node("n3"));
 }
 
 TEST(agent_gossip, failed_member_is_reaped_after_reconnect_timeout) {
