@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "engine/log.hh"
+#include "services/agent/gossip.hh"
 
 namespace pharos::agent {
 using namespace engine;
@@ -100,6 +101,11 @@ task<void> agent::stop() {
     for (auto* w : local_waiters_) w->notify();
     for (auto* w : event_waiters_) w->notify();
     co_await gate_.close();
+}
+
+task<void> agent::leave(deadline dl) {
+    left_ = true;
+    if (gossip_) co_await gossip_->leave(dl);
 }
 
 const catalog::service* agent::find_service(const std::string& id) const {

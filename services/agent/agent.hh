@@ -68,6 +68,8 @@ using outcome = std::optional<failure>;  // nullopt: done
 // wildcard, else 127.0.0.1.
 std::string advertise_address(const config& c);
 
+class lan_gossip;
+
 class agent final : public health::sink {
 public:
     agent(config cfg, engine::sharded<state::service>* st);
@@ -114,9 +116,15 @@ public:
     engine::task<health::checker_stats> health_stats();
     engine::sharded<health::checker>& checkers() noexcept { return checker_; }
 
-    // Graceful leave: marks the member as left; the caller then shuts down.
-    void leave() { left_ = true; }
+    // Graceful leave: leaves the gossip pool (the dead-self message is sent, or `dl`) and marks the
+    // member as left; the caller then shuts down. Cancel safe.
+    engine::task<void> leave(engine::deadline dl);
     bool left() const noexcept { return left_; }
+
+    // The LAN gossip pool (on this shard), or null when ports.serf_lan is -1. Set by the owner
+    // after both started; cleared before the pool stops.
+    void set_gossip(lan_gossip* g) noexcept { gossip_ = g; }
+    lan_gossip* gossip() const noexcept { return gossip_; }
 
 private:
     struct ttl_timer;
@@ -147,6 +155,7 @@ private:
     std::vector<engine::wait_slot*> local_waiters_, event_waiters_;
     engine::gate gate_;
     bool left_ = false;
+    lan_gossip* gossip_ = nullptr;
     engine::sharded<health::checker> checker_;
     bool checker_started_ = false;
     uint64_t generation_ = 0;

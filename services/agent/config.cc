@@ -934,6 +934,9 @@ void finish(config& c, std::vector<std::string>& warnings) {
     if (c.limits.http_max_conns_per_client < 0) fail("limits.http_max_conns_per_client cannot be negative");
     if (c.max_query_time.count() <= 0 || c.default_query_time.count() <= 0)
         fail("default_query_time and max_query_time must be positive");
+    // Consul refuses reconnect_timeout < 8h; pharos accepts shorter ones in -dev (tests reap in seconds).
+    if (c.reconnect_timeout < std::chrono::hours(8) && !c.dev) fail("reconnect_timeout must be >= 8h");
+    if (c.reconnect_timeout.count() <= 0) fail("reconnect_timeout must be positive");
     if (!c.leave_on_terminate) c.leave_on_terminate = !c.server;
     if (!c.skip_leave_on_interrupt) c.skip_leave_on_interrupt = c.server;
 }

@@ -103,7 +103,7 @@ struct config {
     std::chrono::nanoseconds retry_interval = std::chrono::seconds(30);
     int retry_max = 0;  // 0: forever
     bool rejoin_after_leave = false;
-    std::chrono::nanoseconds reconnect_timeout = std::chrono::hours(72);
+    std::chrono::nanoseconds reconnect_timeout = std::chrono::hours(72);  // >= 8h (Consul); -dev: any > 0
     std::optional<bool> leave_on_terminate;       // unset: Consul's default (false for servers, true for clients)
     std::optional<bool> skip_leave_on_interrupt;  // unset: Consul's default (true for servers, false for clients)
     std::string encrypt;                          // gossip key (base64), stored for the gossip layer

@@ -6,6 +6,7 @@
 
 #include "common.hh"
 #include "protocols/json/duration.hh"
+#include "services/agent/gossip.hh"
 #include "services/catalog/json.hh"
 
 namespace pharos::api {
@@ -20,39 +21,38 @@ response from_outcome(const agent::outcome& o) {
     return consul_error(o->status, o->message);
 }
 
+// A Serf member as Consul's /v1/agent/members shows it.
+void write_serf_member(json::writer& w, const agent::serf_member& m) {
+    w.begin_object();
+    w.key("Name").string(m.name);
+    w.key("Addr").string(m.addr);
+    w.key("Port").number(m.port);
+    w.key("Tags").begin_object();
+    for (auto& [k, v] : m.tags) w.key(k).string(v);
+    w.end_object();
+    w.key("Status").number(int(m.status));
+    w.key("ProtocolMin").number(m.vsn[0]);
+    w.key("ProtocolMax").number(m.vsn[1]);
+    w.key("ProtocolCur").number(m.vsn[2]);
+    w.key("DelegateMin").number(m.vsn[3]);
+    w.key("DelegateMax").number(m.vsn[4]);
+    w.key("DelegateCur").number(m.vsn[5]);
+    w.end_object();
+}
+
+// The local member: from the gossip pool when there is one, else from the config (gossip disabled).
 void write_member(json::writer& w, const agent::agent& a) {
     const agent::config& c = a.cfg();
-    w.begin_object();
-    w.key("Name").string(c.node_name);
-    w.key("Addr").string(agent::advertise_address(c));
-    w.key("Port").number(c.ports.serf_lan);
-    w.key("Tags").begin_object();
-    w.key("acls").string("0");
-    if (c.server && c.bootstrap) w.key("bootstrap").string("1");
-    w.key("build").string(std::string(pharos_version) + ":pharos");
-    w.key("dc").string(c.datacenter);
-    w.key("ft_fs").string("1");
-    w.key("ft_si").string("1");
-    w.key("id").string(c.node_id);
-    if (c.server) {
-        w.key("port").string(std::to_string(c.ports.server));
-        w.key("raft_vsn").string("3");
+    if (a.gossip()) {
+        if (auto* m = a.gossip()->table().find(c.node_name)) return write_serf_member(w, *m);
     }
-    w.key("role").string(c.server ? "consul" : "node");
-    w.key("segment").string("");
-    w.key("vsn").string("2");
-    w.key("vsn_max").string("3");
-    w.key("vsn_min").string("2");
-    if (c.server) w.key("wan_join_port").string(std::to_string(c.ports.serf_wan));
-    w.end_object();
-    w.key("Status").number(a.left() ? 3 : 1);
-    w.key("ProtocolMin").number(1);
-    w.key("ProtocolMax").number(5);
-    w.key("ProtocolCur").number(2);
-    w.key("DelegateMin").number(2);
-    w.key("DelegateMax").number(5);
-    w.key("DelegateCur").number(4);
-    w.end_object();
+    agent::serf_member m;
+    m.name = c.node_name;
+    m.addr = agent::advertise_address(c);
+    m.port = uint16_t(std::max(0, c.ports.serf_lan));
+    m.tags = agent::consul_tags(c);
+    m.status = a.left() ? agent::member_status::left : agent::member_status::alive;
+    write_serf_member(w, m);
 }
 
 std::string render_self(const agent::agent& a) {
@@ -236,10 +236,28 @@ agg_health health_by_name(const agent::agent& a, const std::string& name) {
     return h;
 }
 
-std::string render_members(const agent::agent& a) {
+// ?wan lists the WAN pool, which pharos does not run: only the local server, as a WAN member
+// named node.dc. ?segment names a network segment: only the default one ("") exists.
+std::string render_members(const agent::agent& a, bool wan, std::optional<std::string> segment) {
     json::writer w;
     w.begin_array();
-    write_member(w, a);
+    if (wan) {
+        if (a.cfg().server) {
+            agent::serf_member m;
+            m.name = a.cfg().node_name + "." + a.cfg().datacenter;
+            m.addr = agent::advertise_address(a.cfg());
+            m.port = uint16_t(std::max(0, a.cfg().ports.serf_wan));
+            m.tags = agent::consul_tags(a.cfg());
+            m.status = a.left() ? agent::member_status::left : agent::member_status::alive;
+            write_serf_member(w, m);
+        }
+    } else if (segment && !segment->empty()) {
+        // no such segment: nothing
+    } else if (a.gossip()) {
+        for (auto& [name, m] : a.gossip()->table().members()) write_serf_member(w, m);
+    } else {
+        write_member(w, a);
+    }
     w.end_array();
     return w.take();
 }
@@ -358,9 +376,31 @@ task<response> agent_health(const context* ctx, request& r, std::string key, boo
 }
 
 task<response> agent_leave(const context* ctx) {
-    auto fn = [](agent::agent& a) { a.leave(); };
+    auto fn = [](agent::agent& a) { return a.leave(clock::now() + std::chrono::seconds(5)); };
     co_await on_agent(ctx, fn);
     if (ctx->shutdown) ctx->shutdown();
+    co_return empty_ok();
+}
+
+// PUT /v1/agent/join/<addr>[?wan]: a push/pull with addr (default port: our serf_lan port).
+// On the agent's shard: (nodes contacted, error text).
+task<std::pair<int, std::string>> join_on_agent(agent::agent& a, std::string addr) {
+    std::pair<int, std::string> out(0, "gossip is disabled (ports.serf_lan = -1)");
+    if (!a.gossip()) co_return out;
+    std::vector<std::string> addrs;
+    addrs.push_back(addr);
+    std::string err;
+    deadline dl = clock::now() + std::chrono::seconds(10);
+    out.first = co_await a.gossip()->join(std::move(addrs), dl, &err);
+    out.second = err;
+    co_return out;
+}
+
+task<response> agent_join(const context* ctx, request& r, std::string addr) {
+    if (r.has_query("wan")) co_return consul_error(500, "Failed to join " + addr + ": the WAN pool is not supported");
+    auto fn = [addr](agent::agent& a) { return join_on_agent(a, addr); };
+    std::pair<int, std::string> res = co_await on_agent(ctx, fn);
+    if (res.first == 0) co_return consul_error(500, "1 error occurred:\n\t* Failed to join " + addr + ": " + res.second + "\n\n");
     co_return empty_ok();
 }
 
@@ -380,7 +420,10 @@ task<std::optional<response>> agent_routes(const context* ctx, request& r) {
             auto fn = [](agent::agent& a) { return render_self(a); };
             body = co_await on_agent(ctx, fn);
         } else if (p == "/v1/agent/members") {
-            auto fn = [](agent::agent& a) { return render_members(a); };
+            bool wan = r.has_query("wan");
+            std::optional<std::string> segment;
+            if (auto* sg = r.query_param("segment")) segment = *sg;
+            auto fn = [wan, segment](agent::agent& a) { return render_members(a, wan, segment); };
             body = co_await on_agent(ctx, fn);
         } else if (p == "/v1/agent/services") {
             auto fn = [o](agent::agent& a) { return render_services(a, o); };
@@ -460,14 +503,19 @@ task<std::optional<response>> agent_routes(const context* ctx, request& r) {
     }
     if (auto addr = path_tail(p, "/v1/agent/join/")) {
         if (!put) co_return method_not_allowed(r, "PUT");
-        // Gossip membership is the gossip issue's: until then a join cannot succeed.
-        co_return consul_error(500, "Failed to join " + *addr + ": gossip membership is not available in this build");
+        co_return co_await agent_join(ctx, r, *addr);
     }
     if (auto node = path_tail(p, "/v1/agent/force-leave/")) {
         if (!put) co_return method_not_allowed(r, "PUT");
-        std::string self = ctx->agent->cfg().node_name;
-        if (*node == self) co_return consul_error(500, "Cannot force leave the local node");
-        co_return consul_error(500, "agent: No node found with name '" + *node + "'");
+        bool prune = r.has_query("prune");
+        auto fn = [node = *node, prune](agent::agent& a) -> std::optional<std::string> {
+            if (node == a.cfg().node_name) return std::string("Cannot force leave the local node");
+            if (!a.gossip()) return "agent: No node found with name '" + node + "'";
+            return a.gossip()->force_leave(node, prune);
+        };
+        std::optional<std::string> err = co_await on_agent(ctx, fn);
+        if (err) co_return consul_error(500, *err);
+        co_return empty_ok();
     }
     if (p == "/v1/agent/metrics") co_return std::nullopt;  // misc_routes
     co_return std::nullopt;

@@ -70,7 +70,7 @@ beforeEach(async () => {
   const port = await freePort();
   const proc = spawn(
     PHAROS,
-    ["agent", "-dev", "-client", "127.0.0.1", "-dns-port", "-1", "-http-port", String(port), "-shards", "2"],
+    ["agent", "-dev", "-client", "127.0.0.1", "-dns-port", "-1", "-serf-lan-port", "-1", "-http-port", String(port), "-shards", "2"],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   live.add(proc);

@@ -60,25 +60,30 @@ def get_json(port, path, timeout=10):
 
 
 def wait_until(what, fn, timeout=20, interval=0.05):
-    """fn()'s first truthy result, polled every `interval` s; AssertionError after `timeout` s."""
+    """fn()'s first truthy result, polled every `interval` s (an OSError counts as not yet);
+    AssertionError after `timeout` s."""
     deadline = time.time() + timeout
     last = None
     while True:
-        last = fn()
-        if last:
-            return last
+        try:
+            last = fn()
+        except OSError as e:
+            last = e
+        else:
+            if last:
+                return last
         if time.time() >= deadline:
             raise AssertionError("timed out after %gs waiting for %s (last: %r)" % (timeout, what, last))
         time.sleep(interval)
 
 
 class Agent:
-    """A `pharos agent` on 127.0.0.1. With `dev` (the default) it is `-dev`, on 2 shards, DNS off unless
-    `dns_port` is given; `args` are appended. With `only_args` the command line is `args` alone (a config
-    file then names the ports; pass its `http_port`). The log goes to `log_path` (appended across
-    restarts) or to a temporary file."""
+    """A `pharos agent` on 127.0.0.1. With `dev` (the default) it is `-dev`, on 2 shards, DNS and LAN
+    gossip off unless `dns_port` / `serf_port` are given; `args` are appended. With `only_args` the
+    command line is `args` alone (a config file then names the ports; pass its `http_port`). The log
+    goes to `log_path` (appended across restarts) or to a temporary file."""
 
-    def __init__(self, binary, *args, dev=True, shards=2, dns_port=-1, http_port=None, log_path=None,
+    def __init__(self, binary, *args, dev=True, shards=2, dns_port=-1, serf_port=-1, http_port=None, log_path=None,
                  only_args=False):
         self.binary = binary
         self.port = http_port or free_port()
@@ -86,7 +91,8 @@ class Agent:
         self.args = list(args)
         if not only_args:
             self.args = (["-dev"] if dev else []) + ["-client", "127.0.0.1", "-http-port", str(self.port),
-                                                     "-dns-port", str(dns_port), "-shards", str(shards)] + self.args
+                                                     "-dns-port", str(dns_port), "-serf-lan-port", str(serf_port),
+                                                     "-shards", str(shards)] + self.args
         self.proc = None
         self.log_path = log_path
         self._tmp_log = None if log_path else tempfile.NamedTemporaryFile(prefix="pharos-agent-", suffix=".log")

@@ -492,3 +492,12 @@ TEST(agent_config, dns_config_keys_are_parsed_with_consul_defaults) {
     EXPECT_FALSE(defaults.dns.only_passing);
     EXPECT_EQ(defaults.ports.dns, 8600);
 }
+
+TEST(agent_config, reconnect_timeout_under_8h_is_refused_except_in_dev) {
+    temp_dir d;
+    auto f = d.write("rt.json", R"({"reconnect_timeout": "10s", "server": true})");
+    EXPECT_TRUE(contains(error_of({"-data-dir", "/tmp/x", "-config-file", f}), "reconnect_timeout must be >= 8h"));
+    auto r = load({"-dev", "-config-file", f});
+    EXPECT_EQ(r.cfg.reconnect_timeout, std::chrono::seconds(10));
+    EXPECT_EQ(load({"-dev", "-serf-lan-port", "-1"}).cfg.ports.serf_lan, -1);
+}

@@ -20,6 +20,7 @@
 #include "protocols/http/server.hh"
 #include "engine/snapshot.hh"
 #include "services/agent/agent.hh"
+#include "services/agent/gossip.hh"
 #include "services/api/http_api.hh"
 #include "services/session/ttl.hh"
 #include "services/dns/server.hh"
@@ -140,6 +141,41 @@ task<int> agent_main(agent_args a) {
     session::ttl_timers timers(&st);  // on the state owner (this shard)
     timers.start();
 
+    // Gossip on this shard (the state owner's and the agent's): ports.serf_lan <= 0 disables it.
+    bool started = true;
+    agent::lan_gossip lan(a.cfg, &st);
+    bool gossiping = false;
+    bool retry_exhausted = false;
+    if (a.cfg.ports.serf_lan > 0) {
+        try {
+            co_await lan.start();
+            gossiping = true;
+            ag.set_gossip(&lan);
+        } catch (const std::exception& e) {
+            log(log_level::error, "%s", e.what());
+            started = false;
+        }
+    }
+    if (started && gossiping && !a.cfg.start_join.empty()) {
+        std::string err;
+        std::vector<std::string> addrs = a.cfg.start_join;
+        deadline jdl = clock::now() + std::chrono::seconds(30);
+        int n = co_await lan.join(std::move(addrs), jdl, &err);
+        if (n == 0) {
+            log(log_level::error, "agent: error joining the LAN pool: %s", err.c_str());
+            started = false;
+        } else {
+            log(log_level::info, "agent: joined the LAN pool: %d node(s) contacted", n);
+        }
+    }
+    if (started && gossiping) {
+        bool* flag = &retry_exhausted;
+        lan.start_retry_join([flag] {
+            *flag = true;
+            ::kill(::getpid(), SIGTERM);
+        });
+    }
+
     sharded<http::server> srv;
     api::context ctx;
     ctx.state = &st;
@@ -158,12 +194,13 @@ task<int> agent_main(agent_args a) {
     const api::context* cp = &ctx;
     http::handler h = [cp](http::request& r) { return api::handle(cp, r); };
 
-    bool started = true;
-    try {
-        co_await srv.start(a.hc, h);
-    } catch (const std::exception& e) {
-        log(log_level::error, "%s", e.what());
-        started = false;
+    if (started) {
+        try {
+            co_await srv.start(a.hc, h);
+        } catch (const std::exception& e) {
+            log(log_level::error, "%s", e.what());
+            started = false;
+        }
     }
     // DNS on every shard (ports.dns <= 0 disables it).
     sharded<dns::server> dns_srv;
@@ -188,10 +225,20 @@ task<int> agent_main(agent_args a) {
         stop_signals.push_back(SIGTERM);  // (no braced lists in coroutines: GCC 12 bug)
         auto sig = co_await wait_for_signal(stop_signals);
         log(log_level::info, "signal %d: stopping", sig ? *sig : 0);
-        rc = 0;
+        rc = retry_exhausted ? 1 : 0;
+        // Consul: a signal leaves the pool gracefully when leave_on_terminate (SIGTERM) or
+        // !skip_leave_on_interrupt (SIGINT) says so; /v1/agent/leave has left already.
+        bool leave = sig && ((*sig == SIGTERM && *a.cfg.leave_on_terminate) ||
+                             (*sig == SIGINT && !*a.cfg.skip_leave_on_interrupt));
+        if (leave && gossiping && !ag.left() && !retry_exhausted) {
+            log(log_level::info, "gossip: leaving the LAN pool");
+            co_await ag.leave(clock::now() + std::chrono::seconds(5));
+        }
     }
     // Blocked queries (state and agent) answer now; then requests drain.
     co_await st.invoke_on_all([](state::service& s) { s.begin_stop(); });
+    ag.set_gossip(nullptr);
+    co_await lan.stop();
     co_await ag.stop();
     co_await dns_srv.stop();
     co_await srv.stop();
@@ -226,8 +273,9 @@ int run_agent(const agent::config& cfg, const std::vector<std::string>& warnings
         log(log_level::error, "client mode is not supported yet: run with -dev or -server");
         return 1;
     }
-    if (!cfg.start_join.empty() || !cfg.retry_join.empty())
-        log(log_level::warn, "gossip membership is not implemented yet: -join and -retry-join are ignored");
+    if ((!cfg.start_join.empty() || !cfg.retry_join.empty()) && cfg.ports.serf_lan <= 0)
+        log(log_level::warn, "gossip is disabled (ports.serf_lan = %d): -join and -retry-join are ignored",
+            cfg.ports.serf_lan);
     if (cfg.ports.http <= 0) {
         log(log_level::error, "the HTTP API cannot be disabled yet (ports.http = %d)", cfg.ports.http);
         return 1;

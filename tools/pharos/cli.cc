@@ -4,6 +4,8 @@
 //   pharos catalog services [-tags] | catalog nodes [-detailed] [-service S]
 //   pharos services register [-name -id -address -port -tag -meta k=v] [FILE...]
 //   pharos services deregister [-id ID] [FILE...]
+//   pharos join [-wan] ADDR...
+//   pharos force-leave [-prune] [-wan] NODE
 //   pharos leave
 //   pharos version
 // Every command also takes -http-addr and -token ($CONSUL_HTTP_ADDR,
@@ -929,6 +931,42 @@ int cmd_leave(int argc, char** argv) {
     return 0;
 }
 
+// Consul's `join`: one PUT /v1/agent/join per address; succeeds if any did.
+int cmd_join(int argc, char** argv) {
+    cli_flags f = parse_cli_flags(argc, argv, 2, {"wan"}, {"partition"}, {});
+    if (f.args.empty()) return fail_with("Error! At least one address to join must be specified.");
+    client c(f);
+    int joins = 0;
+    for (auto& addr : f.args) {
+        std::string target = "/v1/agent/join/" + addr + (f.flag("wan") ? "?wan=1" : "");
+        reply r = c.one("PUT", target);
+        if (!r.ok()) {
+            std::fprintf(stderr, "Error joining address '%s': %s\n", addr.c_str(),
+                         c.describe(r, call{"PUT", target, {}}).c_str());
+            continue;
+        }
+        ++joins;
+    }
+    if (joins == 0) return fail_with("Failed to join any nodes.");
+    std::printf("Successfully joined cluster by contacting %d nodes.\n", joins);
+    return 0;
+}
+
+// Consul's `force-leave`: a failed member becomes left (-prune: forgotten).
+int cmd_force_leave(int argc, char** argv) {
+    cli_flags f = parse_cli_flags(argc, argv, 2, {"prune", "wan"}, {"partition"}, {});
+    if (f.args.size() != 1) return fail_with("A single node name must be specified to force leave.");
+    client c(f);
+    std::string target = "/v1/agent/force-leave/" + f.args[0];
+    std::vector<std::string> q;
+    if (f.flag("prune")) q.push_back("prune=1");
+    if (f.flag("wan")) q.push_back("wan=1");
+    for (size_t i = 0; i < q.size(); ++i) target += (i ? "&" : "?") + q[i];
+    reply r = c.one("PUT", target);
+    if (!r.ok()) return fail_with("Error force leaving: " + c.describe(r, call{"PUT", target, {}}));
+    return 0;
+}
+
 int cmd_version() {
     std::printf("Pharos v0.1.0\nConsul-compatible API: 1.x\n");
     return 0;
@@ -938,6 +976,7 @@ int cmd_version() {
 
 bool is_cli_command(const std::string& cmd) {
     return cmd == "kv" || cmd == "members" || cmd == "catalog" || cmd == "services" || cmd == "leave" ||
+           cmd == "join" || cmd == "force-leave" ||
            cmd == "version" || cmd == "-version" || cmd == "--version" || cmd == "-v";
 }
 
@@ -949,6 +988,8 @@ int run_cli(int argc, char** argv) {
         if (cmd == "catalog") return cmd_catalog(argc, argv);
         if (cmd == "services") return cmd_services(argc, argv);
         if (cmd == "leave") return cmd_leave(argc, argv);
+        if (cmd == "join") return cmd_join(argc, argv);
+        if (cmd == "force-leave") return cmd_force_leave(argc, argv);
         if (cmd == "version" || cmd == "-version" || cmd == "--version" || cmd == "-v") return cmd_version();
     } catch (const std::exception& e) {
         return fail_with(e.what());
