@@ -434,7 +434,7 @@ std::optional<std::string> decode_tagged(const json::object& o, catalog::service
 
 std::optional<std::string> decode_check_type(const json::object& o, agent::check_definition& c) {
     catalog::check& row = c.row;
-    catalog::check_definition& d = row.definition;
+    catalog::check_definition d;  // row.definition, set at the end
     TRY(o.get_string("CheckID", row.check_id));
     if (row.check_id.empty()) TRY(o.get_string("ID", row.check_id));
     TRY(o.get_string("Name", row.name));
@@ -507,6 +507,7 @@ std::optional<std::string> decode_check_type(const json::object& o, agent::check
         row.type = "os_service";
     else if (!c.args.empty())
         row.type = "script";
+    row.set_definition(std::move(d));
     return std::nullopt;
 }
 // The fields AgentServiceRegistration and the catalog's service share; the
@@ -582,7 +583,7 @@ std::optional<std::string> decode_catalog_check(const json::object& o, catalog::
     json::object d;
     TRY(o.get_object("Definition", d));
     if (!d.empty()) {
-        auto& def = c.definition;
+        catalog::check_definition def;
         TRY(d.get_string("HTTP", def.http));
         TRY(d.get_string("TCP", def.tcp));
         TRY(d.get_string("UDP", def.udp));
@@ -594,6 +595,7 @@ std::optional<std::string> decode_catalog_check(const json::object& o, catalog::
         TRY(get_duration_ns(d, "Interval", def.interval_ns));
         TRY(get_duration_ns(d, "Timeout", def.timeout_ns));
         TRY(get_duration_ns(d, "DeregisterCriticalServiceAfter", def.deregister_critical_service_after_ns));
+        c.set_definition(std::move(def));
     }
     return std::nullopt;
 }
