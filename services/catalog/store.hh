@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "services/catalog/cstr.hh"
 #include "services/state/pmap.hh"
 
 namespace pharos::state {
@@ -67,18 +68,20 @@ struct service {
     uint64_t modify_index = 0;
 };
 
+// A check's definition. Mostly empty (one of HTTP/TCP/UDP/GRPC/OSService and
+// the durations), so its strings are cstr: 8 bytes each when empty.
 struct check_definition {
-    std::string http;
+    cstr http;
     std::vector<std::pair<std::string, std::vector<std::string>>> header;
-    std::string method;
-    std::string body;
-    std::string tls_server_name;
+    cstr method;
+    cstr body;
+    cstr tls_server_name;
     bool tls_skip_verify = false;
-    std::string tcp;
-    std::string udp;
-    std::string grpc;
+    cstr tcp;
+    cstr udp;
+    cstr grpc;
     bool grpc_use_tls = false;
-    std::string os_service;
+    cstr os_service;
     int64_t interval_ns = 0;
     int64_t timeout_ns = 0;
     int64_t deregister_critical_service_after_ns = 0;

@@ -89,7 +89,7 @@ void checker_stats::merge(const checker_stats& o) {
 // no coroutine. The timer spawns run_once (probe, report, re-arm), whose frame
 // lives only while the probe runs.
 struct checker::entry {
-    entry(checker* c, cancel_source* parent) : owner(c), cancel(parent) {}
+    explicit entry(checker* c) : owner(c) {}
     entry(const entry&) = delete;
     ~entry() {
         if (timer.armed()) this_reactor().cancel_timer(&timer);
@@ -100,21 +100,23 @@ struct checker::entry {
         std::string tls_server_name;
         bool tls_skip_verify = false;
         bool grpc_use_tls = false;
+        std::unique_ptr<cancel_source> alias_cancel;  // alias: its coroutine's, for remove()
     };
     std::string id;
     uint64_t generation = 0;
     int64_t interval_ns = 0, timeout_ns = 0;
     uint64_t reported = 0;  // hash of the status and output the sink has
     std::shared_ptr<const http_target> http;  // http
-    std::string address;                      // tcp, udp, grpc
-    std::unique_ptr<const rare> more;         // null for HTTP, TCP and UDP checks
+    catalog::cstr address;                    // tcp, udp, grpc
+    std::unique_ptr<rare> more;               // null for HTTP, TCP and UDP checks
     checker* owner;
-    timer_node timer;  // armed while waiting; `when` is the scheduled start of the next run
-    cancel_source cancel;
+    timer_node timer;                // armed while waiting; `when` is the scheduled start of the next run
+    cancel_source* running = nullptr;  // the run's (in its frame) while a probe runs; remove() cancels it
     damper damp;
     uint32_t output_max = 0;
     int16_t success_before_passing = 0, failures_before_warning = 0, failures_before_critical = 0;
     kind k = kind::http;
+    bool removed = false;  // by remove() or stop(): a run not yet started does not start
 };
 
 checker::checker(sink* s, unsigned sink_shard, sharded<state::service>* st, std::string local_node)
@@ -142,7 +144,7 @@ deadline checker::first_start(int64_t interval_ns) {
 void checker::add(check_spec spec) {
     remove(spec.id);
     if (gate_.closing()) return;
-    auto e = std::make_shared<entry>(this, &cancel_);
+    auto e = std::make_shared<entry>(this);
     e->id = std::move(spec.id);
     e->generation = spec.generation;
     e->k = spec.k;
@@ -155,7 +157,7 @@ void checker::add(check_spec spec) {
     e->failures_before_critical = small(spec.failures_before_critical);
     e->reported = result_hash(spec.status, spec.output);
     if (spec.k == kind::http) e->http = prepare_http(spec.http);
-    if (spec.k == kind::tcp || spec.k == kind::udp || spec.k == kind::grpc) e->address = std::move(spec.address);
+    if (spec.k == kind::tcp || spec.k == kind::udp || spec.k == kind::grpc) e->address = std::string_view(spec.address);
     if (spec.k == kind::script || spec.k == kind::grpc || spec.k == kind::alias) {
         entry::rare m;
         m.args = std::move(spec.args);
@@ -164,12 +166,14 @@ void checker::add(check_spec spec) {
         m.tls_server_name = std::move(spec.http.tls_server_name);
         m.tls_skip_verify = spec.http.tls_skip_verify;
         m.grpc_use_tls = spec.grpc_use_tls;
-        e->more = std::make_unique<const entry::rare>(std::move(m));
+        if (spec.k == kind::alias) m.alias_cancel = std::make_unique<cancel_source>(&cancel_);
+        e->more = std::make_unique<entry::rare>(std::move(m));
     }
     checks_[e->id] = e;
     ++stats_.checks;
     if (e->k == kind::alias) {
-        this_reactor().spawn(run_alias(e).with_cancel(&e->cancel));
+        e->running = e->more->alias_cancel.get();
+        this_reactor().spawn(run_alias(e).with_cancel(e->running));
         return;
     }
     arm(*e, first_start(e->interval_ns));
@@ -183,7 +187,7 @@ void checker::arm(entry& e, deadline when) {
         checker* c = self->owner;
         auto it = c->checks_.find(self->id);
         if (it == c->checks_.end() || it->second.get() != self || c->gate_.closing()) return;
-        this_reactor().spawn(c->run_once(it->second).with_cancel(&self->cancel));
+        this_reactor().spawn(c->run_once(it->second));
     };
     this_reactor().add_timer(&e.timer);
 }
@@ -191,7 +195,8 @@ void checker::arm(entry& e, deadline when) {
 void checker::remove(std::string_view id) {
     auto it = checks_.find(id);
     if (it == checks_.end()) return;
-    it->second->cancel.request_cancel();
+    it->second->removed = true;
+    if (it->second->running) it->second->running->request_cancel();
     checks_.erase(it);
     --stats_.checks;
 }
@@ -199,10 +204,10 @@ void checker::remove(std::string_view id) {
 task<probe_result> checker::probe(entry& e, deadline dl) {
     switch (e.k) {
         case kind::http: co_return co_await probe_http(e.http, e.output_max, dl);
-        case kind::tcp: co_return co_await probe_tcp(e.address, dl);
-        case kind::udp: co_return co_await probe_udp(e.address, dl);
+        case kind::tcp: co_return co_await probe_tcp(e.address.str(), dl);
+        case kind::udp: co_return co_await probe_udp(e.address.str(), dl);
         case kind::script: co_return co_await probe_script(e.more->args, e.output_max, e.timeout_ns, dl);
-        case kind::grpc: co_return co_await probe_grpc(e.address, e.more->grpc_use_tls, e.more->tls_server_name,
+        case kind::grpc: co_return co_await probe_grpc(e.address.str(), e.more->grpc_use_tls, e.more->tls_server_name,
                                                        e.more->tls_skip_verify, dl);
         case kind::alias: break;
     }
@@ -213,13 +218,17 @@ task<probe_result> checker::probe(entry& e, deadline dl) {
 
 task<void> checker::run_once(std::shared_ptr<entry> e) {
     gate::holder g(gate_);
-    if (!g || e->cancel.requested()) co_return;
+    if (!g || e->removed || cancel_.requested()) co_return;
+    cancel_source src(&cancel_);  // cancelled by remove() and stop(): the probe's I/O ends at once
+    e->running = &src;
     deadline scheduled = e->timer.when;
     deadline start = clock::now();
     stats_.lag.add((start - scheduled).count());
     ++stats_.probes;
-    probe_result r = co_await probe(*e, start + std::chrono::nanoseconds(e->timeout_ns));
-    if (e->cancel.requested()) co_return;
+    task<probe_result> p = probe(*e, start + std::chrono::nanoseconds(e->timeout_ns));
+    probe_result r = co_await std::move(p).with_cancel(&src);
+    e->running = nullptr;
+    if (src.requested() || e->removed) co_return;
     report(*e, std::move(r));
     const auto interval = std::chrono::nanoseconds(e->interval_ns);
     deadline next = scheduled + interval;
@@ -241,7 +250,7 @@ task<void> checker::run_alias(std::shared_ptr<entry> e) {
         ++stats_.probes;
         report(*e, alias_status(*e, node));
         int r = co_await w.wait(no_deadline);
-        if (r == -ECANCELED || e->cancel.requested() || st_->local().stopping()) break;
+        if (r == -ECANCELED || e->removed || st_->local().stopping()) break;
     }
 }
 

@@ -219,6 +219,8 @@ void put(writer& w, const T& v) {
         w.varint(uint64_t(v));
     } else if constexpr (std::is_same_v<T, std::string>) {
         w.bytes(v);
+    } else if constexpr (std::is_same_v<T, catalog::cstr>) {
+        w.bytes(v.view());  // as a std::string
     } else if constexpr (requires { typename T::first_type; }) {
         put(w, v.first);
         put(w, v.second);
@@ -260,6 +262,8 @@ void get(reader& r, T& v) {
         v = T(r.varint());
     } else if constexpr (std::is_same_v<T, std::string>) {
         v = r.bytes();
+    } else if constexpr (std::is_same_v<T, catalog::cstr>) {
+        v = std::string_view(r.bytes());
     } else if constexpr (requires { typename T::first_type; }) {
         get(r, v.first);
         get(r, v.second);
