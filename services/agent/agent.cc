@@ -450,7 +450,7 @@ std::optional<failure> agent::script_refused(const check_definition& c) const {
 namespace {
 // The probe a check runs, if any. H2PING, Docker and OSService are stored, not run.
 std::optional<health::kind> probe_kind(const local_check& c) {
-    const std::string& t = c.row->type;
+    std::string_view t = c.row->type;
     if (t == "http") return health::kind::http;
     if (t == "tcp") return health::kind::tcp;
     if (t == "udp") return health::kind::udp;

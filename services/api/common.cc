@@ -447,7 +447,7 @@ std::optional<std::string> decode_check_type(const json::object& o, agent::check
     TRY(o.get_string("CheckID", row.check_id));
     if (row.check_id.empty()) TRY(o.get_string("ID", row.check_id));
     TRY(o.get_string("Name", row.name));
-    TRY(o.get_string("Notes", row.notes));
+    TRY(get_cstr(o, "Notes", row.notes));
     if (o.has("Status")) {
         TRY(o.get_string("Status", row.status));
         c.status_given = true;
@@ -585,10 +585,10 @@ std::optional<std::string> decode_catalog_check(const json::object& o, catalog::
     TRY(o.get_string("Name", c.name));
     c.status.clear();
     TRY(o.get_string("Status", c.status));
-    TRY(o.get_string("Notes", c.notes));
+    TRY(get_cstr(o, "Notes", c.notes));
     TRY(o.get_string("Output", c.output));
     TRY(o.get_string("ServiceID", c.service_id));
-    TRY(o.get_string("Type", c.type));
+    TRY(get_cstr(o, "Type", c.type));
     json::object d;
     TRY(o.get_object("Definition", d));
     if (!d.empty()) {

@@ -95,12 +95,12 @@ struct check {
     std::string check_id;
     std::string name;
     std::string status = "critical";  // passing | warning | critical | maintenance
-    std::string notes;
+    cstr notes;  // usually empty
     std::string output;
     std::string service_id;
     std::string service_name;
     std::vector<std::string> service_tags;
-    std::string type;  // ttl, http, tcp, script, grpc, alias, "" (catalog-registered)
+    cstr type;  // ttl, http, tcp, script, grpc, alias, "" (catalog-registered)
     int exposed_port = 0;
     // Out of line and immutable: copies of a row (snapshots' path copies, the
     // agent's record, update_check) share one definition. Null when it would
