@@ -169,7 +169,7 @@ task<outcome> agent::register_service(catalog::service s, std::vector<check_defi
         for (auto& [id, c] : checks_) {
             bool kept = std::any_of(checks.begin(), checks.end(),
                                     [&](const check_definition& n) { return n.row.check_id == id; });
-            if (c.row.service_id == s.id && !kept && id.rfind(service_maint_prefix, 0) != 0) stale.push_back(id);
+            if (c.row->service_id == s.id && !kept && id.rfind(service_maint_prefix, 0) != 0) stale.push_back(id);
         }
     }
     catalog::register_request r = node_registration();
@@ -178,8 +178,8 @@ task<outcome> agent::register_service(catalog::service s, std::vector<check_defi
         // A re-registered check keeps its current status unless the request sets one.
         auto it = checks_.find(c.row.check_id);
         if (it != checks_.end() && !c.status_given) {
-            c.row.status = it->second.row.status;
-            c.row.output = it->second.row.output;
+            c.row.status = it->second.row->status;
+            c.row.output = it->second.row->output;
         }
         r.checks.push_back(c.row);
     }
@@ -192,10 +192,13 @@ task<outcome> agent::register_service(catalog::service s, std::vector<check_defi
         c.row.service_tags = s.tags;
         std::string id = c.row.check_id;
         int64_t ttl = c.ttl_ns;
+        local_check lc = make_local(std::move(c));
+        share_row(lc);
         auto old = checks_.find(id);
-        if (old != checks_.end() && old->second.row.status == c.row.status) c.critical_since = old->second.critical_since;
-        note_status(c);
-        checks_[id] = std::move(c);
+        if (old != checks_.end() && old->second.row->status == lc.row->status)
+            lc.critical_since = old->second.critical_since;
+        note_status(lc);
+        checks_[id] = std::move(lc);
         if (ttl > 0) arm_ttl(id, ttl);
         ids.push_back(id);
     }
@@ -213,7 +216,7 @@ task<outcome> agent::deregister_service(std::string id) {
     services_.erase(id);
     std::vector<std::string> gone;
     for (auto it = checks_.begin(); it != checks_.end();) {
-        if (it->second.row.service_id == id) {
+        if (it->second.row->service_id == id) {
             disarm_ttl(it->first);
             gone.push_back(it->first);
             it = checks_.erase(it);
@@ -277,18 +280,20 @@ task<outcome> agent::register_check(check_definition c) {
     }
     auto it = checks_.find(c.row.check_id);
     if (it != checks_.end() && !c.status_given) {
-        c.row.status = it->second.row.status;
-        c.row.output = it->second.row.output;
+        c.row.status = it->second.row->status;
+        c.row.output = it->second.row->output;
     }
     catalog::register_request r = node_registration();
     r.checks.push_back(c.row);
     if (auto f = co_await write(std::move(r))) co_return f;
     std::string id = c.row.check_id;
     int64_t ttl = c.ttl_ns;
-    if (auto prev = checks_.find(id); prev != checks_.end() && prev->second.row.status == c.row.status)
-        c.critical_since = prev->second.critical_since;
-    note_status(c);
-    checks_[id] = std::move(c);
+    local_check lc = make_local(std::move(c));
+    share_row(lc);
+    if (auto prev = checks_.find(id); prev != checks_.end() && prev->second.row->status == lc.row->status)
+        lc.critical_since = prev->second.critical_since;
+    note_status(lc);
+    checks_[id] = std::move(lc);
     if (ttl > 0)
         arm_ttl(id, ttl);
     else
@@ -322,7 +327,7 @@ task<outcome> agent::update_ttl(std::string id, std::string status, std::string 
         output = output.substr(0, size_t(max)) + " ... (captured " + std::to_string(max) + " of " +
                  std::to_string(output.size()) + " bytes)";
     arm_ttl(id, it->second.ttl_ns);
-    if (it->second.row.status != status || it->second.row.output != output) {
+    if (it->second.row->status != status || it->second.row->output != output) {
         state::check_update u;
         u.node = cfg_.node_name;
         u.check_id = id;
@@ -331,8 +336,8 @@ task<outcome> agent::update_ttl(std::string id, std::string status, std::string 
         if (auto f = co_await write(std::move(u))) co_return f;
         it = checks_.find(id);
         if (it != checks_.end()) {
-            it->second.row.status = status;
-            it->second.row.output = output;
+            set_result(it->second, std::move(status), std::move(output));
+            share_row(it->second);
             note_status(it->second);
         }
         local_changed();
@@ -374,9 +379,9 @@ task<void> agent::run_ttl(std::string id, std::shared_ptr<ttl_timer> t) {
         auto it = checks_.find(id);
         if (it == checks_.end()) break;
         std::string out = "TTL expired";
-        if (!it->second.row.output.empty() && it->second.row.status != "critical")
-            out += " (last output before timeout follows): " + it->second.row.output;
-        if (it->second.row.status != "critical" || it->second.row.output != out) {
+        if (!it->second.row->output.empty() && it->second.row->status != "critical")
+            out += " (last output before timeout follows): " + it->second.row->output;
+        if (it->second.row->status != "critical" || it->second.row->output != out) {
             state::check_update u;
             u.node = cfg_.node_name;
             u.check_id = id;
@@ -385,8 +390,8 @@ task<void> agent::run_ttl(std::string id, std::shared_ptr<ttl_timer> t) {
             co_await write(std::move(u));
             it = checks_.find(id);
             if (it != checks_.end()) {
-                it->second.row.status = "critical";
-                it->second.row.output = out;
+                set_result(it->second, "critical", std::move(out));
+                share_row(it->second);
                 note_status(it->second);
             }
             local_changed();
@@ -397,11 +402,45 @@ task<void> agent::run_ttl(std::string id, std::shared_ptr<ttl_timer> t) {
 
 // ---------- probes ----------
 
-void agent::note_status(check_definition& c) {
-    if (c.row.status != "critical")
+void agent::note_status(local_check& c) {
+    if (c.row->status != "critical")
         c.critical_since = clock::time_point{};
     else if (c.critical_since == clock::time_point{})
         c.critical_since = clock::now();
+}
+
+local_check agent::make_local(check_definition&& c) {
+    local_check lc;
+    lc.row = std::make_shared<const catalog::check>(std::move(c.row));
+    if (!c.args.empty() || !c.alias_node.empty() || !c.alias_service.empty() || !c.h2ping.empty()) {
+        local_check::probe_fields p;
+        p.args = std::move(c.args);
+        p.alias_node = std::move(c.alias_node);
+        p.alias_service = std::move(c.alias_service);
+        p.h2ping = std::move(c.h2ping);
+        p.h2ping_use_tls = c.h2ping_use_tls;
+        lc.probe = std::make_unique<const local_check::probe_fields>(std::move(p));
+    }
+    lc.ttl_ns = c.ttl_ns;
+    lc.output_max_size = c.output_max_size;
+    lc.success_before_passing = c.success_before_passing;
+    lc.failures_before_warning = c.failures_before_warning;
+    lc.failures_before_critical = c.failures_before_critical;
+    return lc;
+}
+
+void agent::share_row(local_check& c) const {
+    const catalog::check& mine = *c.row;
+    std::shared_ptr<const catalog::check> cat = st_->local().read().catalog.check_row(mine.node, mine.check_id);
+    if (cat && cat != c.row && catalog::same_check(*cat, mine)) c.row = std::move(cat);
+}
+
+void agent::set_result(local_check& c, std::string status, std::string output) {
+    catalog::check row = *c.row;
+    row.status = std::move(status);
+    row.output = std::move(output);
+    row.create_index = row.modify_index = 0;
+    c.row = std::make_shared<const catalog::check>(std::move(row));
 }
 
 std::optional<failure> agent::script_refused(const check_definition& c) const {
@@ -418,8 +457,8 @@ std::optional<failure> agent::script_refused(const check_definition& c) const {
 
 namespace {
 // The probe a check runs, if any. Docker and OSService are stored, not run.
-std::optional<health::kind> probe_kind(const check_definition& c) {
-    const std::string& t = c.row.type;
+std::optional<health::kind> probe_kind(const local_check& c) {
+    std::string_view t = c.row->type;
     if (t == "http") return health::kind::http;
     if (t == "tcp") return health::kind::tcp;
     if (t == "udp") return health::kind::udp;
@@ -442,9 +481,9 @@ task<void> agent::sync_probe(std::string id) {
         co_await checker_.invoke_on(shard, std::move(rm));
         co_return;
     }
-    check_definition& c = it->second;
+    local_check& c = it->second;
     c.generation = ++generation_;
-    const catalog::check_definition& d = c.row.definition;
+    const catalog::check_definition& d = c.row->def();
     health::check_spec spec;
     spec.id = id;
     spec.generation = c.generation;
@@ -457,13 +496,15 @@ task<void> agent::sync_probe(std::string id) {
     spec.http.tls_skip_verify = d.tls_skip_verify;
     spec.address = *k == health::kind::tcp ? d.tcp : *k == health::kind::udp ? d.udp : d.grpc;
     spec.grpc_use_tls = d.grpc_use_tls;
-    if (*k == health::kind::h2ping) {
-        spec.address = c.h2ping;
-        spec.grpc_use_tls = c.h2ping_use_tls;
+    if (c.probe) {
+        spec.args = c.probe->args;
+        spec.alias_node = c.probe->alias_node;
+        spec.alias_service = c.probe->alias_service;
+        if (*k == health::kind::h2ping) {
+            spec.address = c.probe->h2ping;
+            spec.grpc_use_tls = c.probe->h2ping_use_tls;
+        }
     }
-    spec.args = c.args;
-    spec.alias_node = c.alias_node;
-    spec.alias_service = c.alias_service;
     spec.interval_ns = d.interval_ns;
     spec.timeout_ns = d.timeout_ns;
     int max = c.output_max_size > 0 ? c.output_max_size : cfg_.check_output_max_size;
@@ -471,21 +512,21 @@ task<void> agent::sync_probe(std::string id) {
     spec.success_before_passing = c.success_before_passing;
     spec.failures_before_warning = c.failures_before_warning;
     spec.failures_before_critical = c.failures_before_critical;
-    spec.status = c.row.status;
-    spec.output = c.row.output;
+    spec.status = c.row->status;
+    spec.output = c.row->output;
     auto add = [spec = std::move(spec)](health::checker& ch) mutable { ch.add(std::move(spec)); };
     co_await checker_.invoke_on(shard, std::move(add));
 }
 
 task<void> agent::deliver(std::vector<health::update> batch) {
     state::check_updates cmd;
+    std::vector<std::string> ids;  // the checks changed, to share their new rows after the write
     for (auto& u : batch) {
         auto it = checks_.find(u.id);
         if (it == checks_.end() || it->second.generation != u.generation) continue;  // re-registered or gone
-        catalog::check& row = it->second.row;
+        const catalog::check& row = *it->second.row;
         if (row.status == u.status && row.output == u.output) continue;
-        row.status = u.status;
-        row.output = u.output;
+        set_result(it->second, u.status, u.output);
         note_status(it->second);
         state::check_update cu;
         cu.node = cfg_.node_name;
@@ -493,10 +534,15 @@ task<void> agent::deliver(std::vector<health::update> batch) {
         cu.status = std::move(u.status);
         cu.output = std::move(u.output);
         cmd.updates.push_back(std::move(cu));
+        ids.push_back(std::move(u.id));
     }
     if (cmd.updates.empty()) co_return;
     auto out = co_await write(std::move(cmd));
     if (out) log(log_level::warn, "agent: writing %s", out->message.c_str());
+    for (auto& id : ids) {
+        auto it = checks_.find(id);
+        if (it != checks_.end()) share_row(it->second);
+    }
     local_changed();
 }
 
@@ -517,11 +563,11 @@ task<void> agent::reap_once() {
     clock::time_point now = clock::now();
     std::vector<std::string> doomed;
     for (auto& [id, c] : checks_) {
-        int64_t after = c.row.definition.deregister_critical_service_after_ns;
-        if (after <= 0 || c.row.service_id.empty() || c.row.status != "critical") continue;
+        int64_t after = c.row->def().deregister_critical_service_after_ns;
+        if (after <= 0 || c.row->service_id.empty() || c.row->status != "critical") continue;
         if (c.critical_since == clock::time_point{}) continue;
         after = std::max<int64_t>(after, 60'000'000'000);
-        if (now - c.critical_since >= std::chrono::nanoseconds(after)) doomed.push_back(c.row.service_id);
+        if (now - c.critical_since >= std::chrono::nanoseconds(after)) doomed.push_back(c.row->service_id);
     }
     std::sort(doomed.begin(), doomed.end());
     doomed.erase(std::unique(doomed.begin(), doomed.end()), doomed.end());

@@ -34,7 +34,7 @@
 
 namespace pharos::agent {
 
-// A check as registered with the agent: the catalog row plus what the runner needs.
+// A check as a registration request gives it: the catalog row plus what the runner needs.
 struct check_definition {
     catalog::check row;  // node, service name and tags are filled by the agent
     int64_t ttl_ns = 0;
@@ -45,7 +45,26 @@ struct check_definition {
     int success_before_passing = 0, failures_before_warning = 0, failures_before_critical = 0;
     bool status_given = false;  // Status was in the request
     bool from_config = false;   // from a config file (enable_local_script_checks applies)
-    uint64_t generation = 0;    // numbers each start of its probe
+};
+
+// A check as the agent keeps it once registered: small, the row shared.
+struct local_check {
+    // The row (status and output included). After each write of it, the
+    // catalog's row itself when that is equal (Raft indexes aside), so the agent
+    // and the catalog hold one row per check; else the agent's own copy.
+    // Immutable: a change makes a new row. Rendered with indexes 0.
+    std::shared_ptr<const catalog::check> row;
+    struct probe_fields {
+        std::vector<std::string> args;  // script checks
+        std::string alias_node, alias_service;
+        std::string h2ping;  // H2PING checks: host:port
+        bool h2ping_use_tls = true;
+    };
+    std::unique_ptr<const probe_fields> probe;  // script, alias and H2PING checks only
+    int64_t ttl_ns = 0;
+    int output_max_size = 0;
+    int success_before_passing = 0, failures_before_warning = 0, failures_before_critical = 0;
+    uint64_t generation = 0;                     // numbers each start of its probe
     engine::clock::time_point critical_since{};  // zero unless critical
 };
 
@@ -102,7 +121,7 @@ public:
     engine::task<outcome> deregister_check(std::string id);
     // pass / warn / fail / update of a TTL check.
     engine::task<outcome> update_ttl(std::string id, std::string status, std::string output);
-    const std::map<std::string, check_definition>& checks() const noexcept { return checks_; }
+    const std::map<std::string, local_check>& checks() const noexcept { return checks_; }
 
     // --- events ---
     user_event fire_event(user_event e);
@@ -138,7 +157,13 @@ private:
     engine::task<void> sync_probe(std::string id);
     engine::task<void> reap_loop();
     engine::task<void> reap_once();
-    void note_status(check_definition& c);
+    void note_status(local_check& c);
+    // The record kept for registration `c` (its row still the agent's own).
+    static local_check make_local(check_definition&& c);
+    // After a write of `c.row`: shares the catalog's row if it is equal.
+    void share_row(local_check& c) const;
+    // Replaces c.row by a copy with `status` and `output`.
+    static void set_result(local_check& c, std::string status, std::string output);
     std::optional<failure> script_refused(const check_definition& c) const;
     static void wake_all(std::vector<engine::wait_slot*>& waiters);
     // Waits on `waiters` until woken or `dl`; false once the agent is stopping.
@@ -148,7 +173,7 @@ private:
     engine::sharded<state::service>* st_;
     std::chrono::system_clock::time_point started_;
     std::map<std::string, catalog::service> services_;
-    std::map<std::string, check_definition> checks_;
+    std::map<std::string, local_check> checks_;
     std::map<std::string, std::shared_ptr<ttl_timer>> ttl_;
     std::deque<user_event> events_;
     uint64_t ltime_ = 0;

@@ -133,9 +133,9 @@ std::string render_checks(const agent::agent& a, const read_options& o) {
     json::writer w;
     w.begin_object();
     for (auto& [id, c] : a.checks()) {
-        if (o.flt && !o.flt->matches([&](fpath p) { return resolve_check(c.row, p); })) continue;
+        if (o.flt && !o.flt->matches([&](fpath p) { return resolve_check(*c.row, p); })) continue;
         w.key(id);
-        catalog::write_check(w, c.row);
+        catalog::write_check(w, *c.row, false);
     }
     w.end_object();
     return w.take();
@@ -182,11 +182,11 @@ std::string aggregate(const agent::agent& a, const catalog::service& s, json::wr
     std::string worst = "passing";
     std::vector<const catalog::check*> mine;
     for (auto& [id, c] : a.checks()) {
-        if (!c.row.service_id.empty() && c.row.service_id != s.id) continue;
-        std::string st = c.row.status;
+        if (!c.row->service_id.empty() && c.row->service_id != s.id) continue;
+        std::string st = c.row->status;
         if (id == "_node_maintenance" || id == "_service_maintenance:" + s.id) st = "maintenance";
         if (status_rank(st) > status_rank(worst)) worst = st;
-        mine.push_back(&c.row);
+        mine.push_back(c.row.get());
     }
     if (w) {
         w->begin_object();
@@ -194,7 +194,7 @@ std::string aggregate(const agent::agent& a, const catalog::service& s, json::wr
         w->key("Service");
         catalog::write_agent_service(*w, s, a.cfg().datacenter);
         w->key("Checks").begin_array();
-        for (auto* c : mine) catalog::write_check(*w, *c);
+        for (auto* c : mine) catalog::write_check(*w, *c, false);
         w->end_array();
         w->end_object();
     }

@@ -432,13 +432,22 @@ std::optional<std::string> decode_tagged(const json::object& o, catalog::service
     return std::nullopt;
 }
 
+// A string member into a definition's cstr (left as is when absent).
+template <class O>
+auto get_cstr(const O& o, std::string_view name, catalog::cstr& out) {
+    std::string v;
+    auto err = o.get_string(name, v);
+    if (!err && !v.empty()) out = std::string_view(v);
+    return err;
+}
+
 std::optional<std::string> decode_check_type(const json::object& o, agent::check_definition& c) {
     catalog::check& row = c.row;
-    catalog::check_definition& d = row.definition;
+    catalog::check_definition d;  // row.definition, set at the end
     TRY(o.get_string("CheckID", row.check_id));
     if (row.check_id.empty()) TRY(o.get_string("ID", row.check_id));
     TRY(o.get_string("Name", row.name));
-    TRY(o.get_string("Notes", row.notes));
+    TRY(get_cstr(o, "Notes", row.notes));
     if (o.has("Status")) {
         TRY(o.get_string("Status", row.status));
         c.status_given = true;
@@ -451,20 +460,20 @@ std::optional<std::string> decode_check_type(const json::object& o, agent::check
     TRY(get_duration_ns(o, "Interval", d.interval_ns));
     TRY(get_duration_ns(o, "Timeout", d.timeout_ns));
     TRY(get_duration_ns(o, "TTL", c.ttl_ns));
-    TRY(o.get_string("HTTP", d.http));
+    TRY(get_cstr(o, "HTTP", d.http));
     std::map<std::string, std::vector<std::string>> hdr;
     TRY(o.get_header("Header", hdr));
     d.header.assign(hdr.begin(), hdr.end());
-    TRY(o.get_string("Method", d.method));
-    TRY(o.get_string("Body", d.body));
-    TRY(o.get_string("TCP", d.tcp));
-    TRY(o.get_string("UDP", d.udp));
-    TRY(o.get_string("GRPC", d.grpc));
+    TRY(get_cstr(o, "Method", d.method));
+    TRY(get_cstr(o, "Body", d.body));
+    TRY(get_cstr(o, "TCP", d.tcp));
+    TRY(get_cstr(o, "UDP", d.udp));
+    TRY(get_cstr(o, "GRPC", d.grpc));
     TRY(o.get_bool("GRPCUseTLS", d.grpc_use_tls));
-    TRY(o.get_string("OSService", d.os_service));
+    TRY(get_cstr(o, "OSService", d.os_service));
     TRY(o.get_string("H2PING", c.h2ping));
     TRY(o.get_bool("H2PingUseTLS", c.h2ping_use_tls));
-    TRY(o.get_string("TLSServerName", d.tls_server_name));
+    TRY(get_cstr(o, "TLSServerName", d.tls_server_name));
     TRY(o.get_bool("TLSSkipVerify", d.tls_skip_verify));
     TRY(o.get_string("AliasNode", c.alias_node));
     TRY(o.get_string("AliasService", c.alias_service));
@@ -507,6 +516,7 @@ std::optional<std::string> decode_check_type(const json::object& o, agent::check
         row.type = "os_service";
     else if (!c.args.empty())
         row.type = "script";
+    row.set_definition(std::move(d));
     return std::nullopt;
 }
 // The fields AgentServiceRegistration and the catalog's service share; the
@@ -575,25 +585,26 @@ std::optional<std::string> decode_catalog_check(const json::object& o, catalog::
     TRY(o.get_string("Name", c.name));
     c.status.clear();
     TRY(o.get_string("Status", c.status));
-    TRY(o.get_string("Notes", c.notes));
+    TRY(get_cstr(o, "Notes", c.notes));
     TRY(o.get_string("Output", c.output));
     TRY(o.get_string("ServiceID", c.service_id));
-    TRY(o.get_string("Type", c.type));
+    TRY(get_cstr(o, "Type", c.type));
     json::object d;
     TRY(o.get_object("Definition", d));
     if (!d.empty()) {
-        auto& def = c.definition;
-        TRY(d.get_string("HTTP", def.http));
-        TRY(d.get_string("TCP", def.tcp));
-        TRY(d.get_string("UDP", def.udp));
-        TRY(d.get_string("GRPC", def.grpc));
-        TRY(d.get_string("Method", def.method));
-        TRY(d.get_string("Body", def.body));
-        TRY(d.get_string("TLSServerName", def.tls_server_name));
+        catalog::check_definition def;
+        TRY(get_cstr(d, "HTTP", def.http));
+        TRY(get_cstr(d, "TCP", def.tcp));
+        TRY(get_cstr(d, "UDP", def.udp));
+        TRY(get_cstr(d, "GRPC", def.grpc));
+        TRY(get_cstr(d, "Method", def.method));
+        TRY(get_cstr(d, "Body", def.body));
+        TRY(get_cstr(d, "TLSServerName", def.tls_server_name));
         TRY(d.get_bool("TLSSkipVerify", def.tls_skip_verify));
         TRY(get_duration_ns(d, "Interval", def.interval_ns));
         TRY(get_duration_ns(d, "Timeout", def.timeout_ns));
         TRY(get_duration_ns(d, "DeregisterCriticalServiceAfter", def.deregister_critical_service_after_ns));
+        c.set_definition(std::move(def));
     }
     return std::nullopt;
 }

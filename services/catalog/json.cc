@@ -121,7 +121,7 @@ void write_catalog_service(json::writer& w, const node& n, const service& s) {
     w.end_object();
 }
 
-void write_check(json::writer& w, const check& c) {
+void write_check(json::writer& w, const check& c, bool indexes) {
     w.begin_object();
     w.key("Node").string(c.node);
     w.key("CheckID").string(c.check_id);
@@ -134,7 +134,7 @@ void write_check(json::writer& w, const check& c) {
     w.key("ServiceTags");
     write_string_list(w, c.service_tags);
     w.key("Type").string(c.type);
-    const check_definition& d = c.definition;
+    const check_definition& d = c.def();
     w.key("Interval").string(d.interval_ns ? json::format_go_duration(std::chrono::nanoseconds(d.interval_ns)) : "");
     w.key("Timeout").string(d.timeout_ns ? json::format_go_duration(std::chrono::nanoseconds(d.timeout_ns)) : "");
     w.key("ExposedPort").number(c.exposed_port);
@@ -161,8 +161,8 @@ void write_check(json::writer& w, const check& c) {
     duration_field(w, "Timeout", d.timeout_ns);
     duration_field(w, "DeregisterCriticalServiceAfter", d.deregister_critical_service_after_ns);
     w.end_object();
-    w.key("CreateIndex").number(c.create_index);
-    w.key("ModifyIndex").number(c.modify_index);
+    w.key("CreateIndex").number(indexes ? c.create_index : 0);
+    w.key("ModifyIndex").number(indexes ? c.modify_index : 0);
     w.end_object();
 }
 

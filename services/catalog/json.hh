@@ -14,8 +14,9 @@ void write_node(json::writer& w, const node& n);
 void write_agent_service(json::writer& w, const service& s, std::string_view datacenter = {});
 // /v1/catalog/service/:name entry (node columns + Service* columns).
 void write_catalog_service(json::writer& w, const node& n, const service& s);
-// HealthCheck.
-void write_check(json::writer& w, const check& c);
+// HealthCheck. `indexes` false writes CreateIndex and ModifyIndex as 0, as the
+// agent's local checks have them (the agent shares the catalog's rows).
+void write_check(json::writer& w, const check& c, bool indexes = true);
 void write_string_map(json::writer& w, const str_map& m);
 void write_string_list(json::writer& w, const std::vector<std::string>& l);
 

@@ -12,6 +12,25 @@ health status_health(std::string_view s) noexcept {
     return health::critical;
 }
 
+const check_definition& empty_definition() noexcept {
+    static const check_definition empty;
+    return empty;
+}
+
+void check::set_definition(check_definition d) {
+    if (d == empty_definition())
+        definition.reset();
+    else
+        definition = std::make_shared<const check_definition>(std::move(d));
+}
+
+bool same_check(const check& a, const check& b) {
+    return a.node == b.node && a.check_id == b.check_id && a.name == b.name && a.status == b.status &&
+           a.notes == b.notes && a.output == b.output && a.service_id == b.service_id &&
+           a.service_name == b.service_name && a.service_tags == b.service_tags && a.type == b.type &&
+           a.exposed_port == b.exposed_port && (a.definition == b.definition || a.def() == b.def());
+}
+
 namespace {
 
 bool same_node(const node& a, const node& b) {
@@ -34,21 +53,6 @@ bool same_service(const service& a, const service& b) {
            a.address == b.address && same_addr(a.tagged_addresses, b.tagged_addresses) && a.meta == b.meta &&
            a.port == b.port && a.weight_passing == b.weight_passing && a.weight_warning == b.weight_warning &&
            a.enable_tag_override == b.enable_tag_override;
-}
-
-bool same_definition(const check_definition& a, const check_definition& b) {
-    return a.http == b.http && a.header == b.header && a.method == b.method && a.body == b.body &&
-           a.tls_server_name == b.tls_server_name && a.tls_skip_verify == b.tls_skip_verify && a.tcp == b.tcp &&
-           a.udp == b.udp && a.grpc == b.grpc && a.grpc_use_tls == b.grpc_use_tls && a.os_service == b.os_service &&
-           a.interval_ns == b.interval_ns && a.timeout_ns == b.timeout_ns &&
-           a.deregister_critical_service_after_ns == b.deregister_critical_service_after_ns;
-}
-
-bool same_check(const check& a, const check& b) {
-    return a.node == b.node && a.check_id == b.check_id && a.name == b.name && a.status == b.status &&
-           a.notes == b.notes && a.output == b.output && a.service_id == b.service_id &&
-           a.service_name == b.service_name && a.service_tags == b.service_tags && a.type == b.type &&
-           a.exposed_port == b.exposed_port && same_definition(a.definition, b.definition);
 }
 
 void raise(uint64_t& i, uint64_t index) {
@@ -91,6 +95,11 @@ const service* store::get_service(std::string_view node, std::string_view id) co
 const check* store::get_check(std::string_view node, std::string_view check_id) const {
     auto* p = checks_.find(row_key(node, check_id));
     return p ? p->get() : nullptr;
+}
+
+std::shared_ptr<const check> store::check_row(std::string_view node, std::string_view check_id) const {
+    auto* p = checks_.find(row_key(node, check_id));
+    return p ? *p : nullptr;
 }
 
 uint64_t store::service_index(std::string_view name) const {
@@ -172,6 +181,7 @@ void store::put_check(check c, uint64_t index, touched* t) {
     bool moved = cur && (cur->service_id != c.service_id || cur->service_name != c.service_name);
     std::string old_service_id = moved ? cur->service_id : std::string();
     std::string old_service_name = moved ? cur->service_name : std::string();
+    if (cur && c.definition != cur->definition && c.def() == cur->def()) c.definition = cur->definition;  // one copy
     c.create_index = cur ? cur->create_index : index;
     c.modify_index = index;
     auto row = std::make_shared<const check>(std::move(c));

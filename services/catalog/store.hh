@@ -4,7 +4,8 @@
 //
 // Tables are persistent maps (state/pmap.hh), so copying a store is O(1) and
 // the owner publishes copies as immutable snapshots. Rows are shared_ptr to
-// const, so a path copy never copies a row.
+// const, so a path copy never copies a row; a check's definition is shared
+// too, so a status change copies only the small part of its row.
 //
 // Keys: nodes by name; services and checks by "<node>\0<id>", so a node's rows
 // are one prefix scan; `by_name_` indexes instances by "<service>\0<node>\0<id>".
@@ -23,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "services/catalog/cstr.hh"
 #include "services/state/pmap.hh"
 
 namespace pharos::state {
@@ -66,39 +68,54 @@ struct service {
     uint64_t modify_index = 0;
 };
 
+// A check's definition. Mostly empty (one of HTTP/TCP/UDP/GRPC/OSService and
+// the durations), so its strings are cstr: 8 bytes each when empty.
 struct check_definition {
-    std::string http;
+    cstr http;
     std::vector<std::pair<std::string, std::vector<std::string>>> header;
-    std::string method;
-    std::string body;
-    std::string tls_server_name;
+    cstr method;
+    cstr body;
+    cstr tls_server_name;
     bool tls_skip_verify = false;
-    std::string tcp;
-    std::string udp;
-    std::string grpc;
+    cstr tcp;
+    cstr udp;
+    cstr grpc;
     bool grpc_use_tls = false;
-    std::string os_service;
+    cstr os_service;
     int64_t interval_ns = 0;
     int64_t timeout_ns = 0;
     int64_t deregister_critical_service_after_ns = 0;
+    bool operator==(const check_definition&) const = default;
 };
+// The definition every check without one reads (all fields empty).
+const check_definition& empty_definition() noexcept;
 
 struct check {
     std::string node;
     std::string check_id;
     std::string name;
     std::string status = "critical";  // passing | warning | critical | maintenance
-    std::string notes;
+    cstr notes;  // usually empty
     std::string output;
     std::string service_id;
     std::string service_name;
     std::vector<std::string> service_tags;
-    std::string type;  // ttl, http, tcp, script, grpc, alias, "" (catalog-registered)
+    cstr type;  // ttl, http, tcp, script, grpc, alias, "" (catalog-registered)
     int exposed_port = 0;
-    check_definition definition;
+    // Out of line and immutable: copies of a row (snapshots' path copies, the
+    // agent's record, update_check) share one definition. Null when it would
+    // be all empty (TTL and catalog-registered checks); read it with def().
+    std::shared_ptr<const check_definition> definition;
     uint64_t create_index = 0;
     uint64_t modify_index = 0;
+
+    const check_definition& def() const noexcept { return definition ? *definition : empty_definition(); }
+    // Sets the definition, keeping null for an empty one.
+    void set_definition(check_definition d);
 };
+
+// Equal in every field but the Raft indexes.
+bool same_check(const check& a, const check& b);
 
 bool valid_status(std::string_view s);
 
@@ -136,6 +153,8 @@ public:
     const node* get_node(std::string_view name) const;
     const service* get_service(std::string_view node, std::string_view id) const;
     const check* get_check(std::string_view node, std::string_view check_id) const;
+    // The shared row itself (null if absent), for holders that keep it (the agent).
+    std::shared_ptr<const check> check_row(std::string_view node, std::string_view check_id) const;
 
     // All nodes, sorted by name.
     template <class F>

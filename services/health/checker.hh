@@ -1,29 +1,29 @@
 // health::checker: runs the agent's probing checks (HTTP, TCP, UDP, script,
 // gRPC, alias). One instance per shard (sharded<checker>); a check lives on
-// shard_for(id) and is one coroutine there: it sleeps to its next start time,
-// probes with a deadline of start + Timeout, applies flap damping, and queues
-// a status change only when the status or output differs from what it last
-// reported. Each shard sends its queued changes to the sink (the agent) in one
+// shard_for(id): between runs it is a small entry with a timer node in the
+// shard's timer heap (no coroutine); at its start time the timer spawns one
+// run, which probes with a deadline of start + Timeout, applies flap damping,
+// queues a status change only when the status or output differs from what it
+// last reported, and re-arms the timer. Each shard sends its queued changes to the sink (the agent) in one
 // batch per flush window, so steady checks cost no writes at all.
 //
 // Start times: the first run of each check is at a phase within its interval
 // taken from a per-shard low-discrepancy sequence (golden-ratio steps from a
 // random start), so N checks with one interval start evenly spaced, never in
 // bursts; later runs keep the cadence (start + k * Interval), skipping runs
-// that a slow probe overran. A check wakes at its start rounded up to a 2 ms
-// grid, so the checks due in one slot share a reactor turn. Lag (actual start -
-// scheduled start, the rounding included) is measured.
+// that a slow probe overran. Lag (actual start - scheduled start) is measured.
 //
 // Alias checks (AliasService / AliasNode) are coroutines too, but they wait on
 // the shard's watch hub for writes touching the aliased node instead of a timer.
 //
-// Ownership: entries are shared between the shard's map and the check's
-// coroutine; remove() cancels the coroutine (its probe's I/O ends at once) and
-// drops the map's reference. stop() cancels all and waits for every coroutine.
+// Ownership: entries are shared between the shard's map and a running probe;
+// remove() cancels the probe (its I/O ends at once), drops the map's reference
+// and, with it, the armed timer. stop() cancels all and waits for every run.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -110,7 +110,7 @@ public:
     // On shard_for(spec.id): starts the check, replacing one with the same ID.
     void add(check_spec spec);
     // Stops check `id` (any generation). Its in-flight probe is cancelled.
-    void remove(const std::string& id);
+    void remove(std::string_view id);
     const checker_stats& stats() const noexcept { return stats_; }
     size_t size() const noexcept { return checks_.size(); }
 
@@ -119,7 +119,10 @@ public:
 
 private:
     struct entry;
-    engine::task<void> run(std::shared_ptr<entry> e, engine::deadline first);
+    // Puts `e` in the timer heap for its next run at `when`.
+    void arm(entry& e, engine::deadline when);
+    // One run of `e` (spawned by its timer): probe, damp, report, re-arm.
+    engine::task<void> run_once(std::shared_ptr<entry> e);
     // Alias checks: no probe; the worst status of the aliased node's (and
     // service's) checks, recomputed whenever a write touches that node.
     engine::task<void> run_alias(std::shared_ptr<entry> e);
@@ -133,7 +136,7 @@ private:
     unsigned sink_shard_;
     engine::sharded<state::service>* st_;
     std::string local_node_;
-    std::unordered_map<std::string, std::shared_ptr<entry>> checks_;
+    std::unordered_map<std::string_view, std::shared_ptr<entry>> checks_;  // keys: the entries' own IDs
     std::vector<update> pending_;
     bool flushing_ = false;
     engine::clock::duration flush_window_ = std::chrono::milliseconds(10);

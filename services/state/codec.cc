@@ -2,6 +2,7 @@
 
 #include <concepts>
 #include <cstring>
+#include <memory>
 #include <type_traits>
 
 namespace pharos::state {
@@ -171,6 +172,13 @@ void fields(txn::request& x, F&& f) {
     f(ops);
 }
 
+template <class T>
+struct shared_of : std::false_type {};
+template <class E>
+struct shared_of<std::shared_ptr<const E>> : std::true_type {
+    using element = E;
+};
+
 struct noop_field {
     template <class T>
     void operator()(T&) const {}
@@ -211,6 +219,8 @@ void put(writer& w, const T& v) {
         w.varint(uint64_t(v));
     } else if constexpr (std::is_same_v<T, std::string>) {
         w.bytes(v);
+    } else if constexpr (std::is_same_v<T, catalog::cstr>) {
+        w.bytes(v.view());  // as a std::string
     } else if constexpr (requires { typename T::first_type; }) {
         put(w, v.first);
         put(w, v.second);
@@ -223,6 +233,13 @@ void put(writer& w, const T& v) {
     } else if constexpr (requires { v.size(); v.begin(); }) {
         w.varint(v.size());
         for (const auto& e : v) put(w, e);
+    } else if constexpr (shared_of<T>::value) {
+        // A shared immutable value (a check's definition): encoded as the value
+        // itself, null as the default value, so the bytes are those of the value
+        // held inline (the format did not change when it moved out of line).
+        using E = typename shared_of<T>::element;
+        static const E empty{};
+        put(w, v ? *v : empty);
     } else {
         static_assert(has_fields<T>, "codec: no encoding for this type; add a fields() overload");
         auto f = [&w](auto& m) { put(w, m); };
@@ -245,6 +262,8 @@ void get(reader& r, T& v) {
         v = T(r.varint());
     } else if constexpr (std::is_same_v<T, std::string>) {
         v = r.bytes();
+    } else if constexpr (std::is_same_v<T, catalog::cstr>) {
+        v = std::string_view(r.bytes());
     } else if constexpr (requires { typename T::first_type; }) {
         get(r, v.first);
         get(r, v.second);
@@ -261,6 +280,14 @@ void get(reader& r, T& v) {
         v.clear();
         v.reserve(n);
         for (size_t i = 0; i < n && r.ok; ++i) get(r, v.emplace_back());
+    } else if constexpr (shared_of<T>::value) {
+        using E = typename shared_of<T>::element;
+        E x{};
+        get(r, x);
+        if (x == E{})
+            v.reset();  // the default value is held as null
+        else
+            v = std::make_shared<const E>(std::move(x));
     } else {
         static_assert(has_fields<T>, "codec: no decoding for this type; add a fields() overload");
         auto f = [&r](auto& m) { get(r, m); };

@@ -66,12 +66,14 @@ catalog::register_request full_register() {
     c.service_tags.push_back("v1");
     c.type = "http";
     c.exposed_port = -5;
-    c.definition.http = "http://127.0.0.1:8080/health";
-    c.definition.header.push_back({"X-A", std::vector<std::string>(2, "b")});
-    c.definition.method = "POST";
-    c.definition.interval_ns = 10'000'000'000;
-    c.definition.timeout_ns = -1;
-    c.definition.tls_skip_verify = true;
+    catalog::check_definition d;
+    d.http = "http://127.0.0.1:8080/health";
+    d.header.push_back({"X-A", std::vector<std::string>(2, "b")});
+    d.method = "POST";
+    d.interval_ns = 10'000'000'000;
+    d.timeout_ns = -1;
+    d.tls_skip_verify = true;
+    c.set_definition(d);
     r.checks.push_back(c);
     return r;
 }
@@ -114,8 +116,20 @@ TEST(codec, catalog_commands_round_trip_with_every_field_set) {
     EXPECT_EQ(b.svc->tags, r.svc->tags);
     ASSERT_EQ(b.checks.size(), 1u);
     EXPECT_EQ(b.checks[0].exposed_port, -5);
-    EXPECT_EQ(b.checks[0].definition.timeout_ns, -1);
-    EXPECT_EQ(b.checks[0].definition.header, r.checks[0].definition.header);
+    ASSERT_TRUE(b.checks[0].definition);
+    EXPECT_EQ(b.checks[0].def().timeout_ns, -1);
+    EXPECT_EQ(b.checks[0].def().header, r.checks[0].def().header);
+    EXPECT_EQ(b.checks[0].def(), r.checks[0].def());
+
+    // No definition (a TTL check): the bytes of an empty one, decoded back to null.
+    catalog::register_request bare = r;
+    bare.checks[0].definition.reset();
+    catalog::register_request empty = r;
+    empty.checks[0].definition = std::make_shared<const catalog::check_definition>();
+    EXPECT_EQ(enc(bare), enc(empty));
+    auto bare_back = state::decode_command(enc(bare));
+    ASSERT_TRUE(bare_back);
+    EXPECT_FALSE(std::get<catalog::register_request>(*bare_back).checks[0].definition);
 
     catalog::deregister_request d;
     d.node = "node-a";

@@ -82,6 +82,13 @@ task<void> status_follows_target_body(const api::context* ctx) {
     r = co_await call(ctx, "GET", "/v1/health/service/web");
     EXPECT_EQ(json_at(r.body, "/0/Checks/1/Status"), "passing");
     EXPECT_EQ(json_at(r.body, "/0/Checks/1/Output"), "HTTP GET " + url("/t/1") + ": 200 OK Output: ok");
+    EXPECT_NE(json_at(r.body, "/0/Checks/1/ModifyIndex"), "0");
+    // The agent shares the catalog's row but shows its local form: no Raft indexes.
+    r = co_await call(ctx, "GET", "/v1/agent/checks");
+    EXPECT_EQ(json_at(r.body, "/service:web1/Output"), "HTTP GET " + url("/t/1") + ": 200 OK Output: ok");
+    EXPECT_EQ(json_at(r.body, "/service:web1/CreateIndex"), "0");
+    EXPECT_EQ(json_at(r.body, "/service:web1/ModifyIndex"), "0");
+    EXPECT_EQ(json_at(r.body, "/service:web1/Definition/HTTP"), url("/t/1"));
     r = co_await call(ctx, "GET", "/v1/agent/health/service/id/web1");
     EXPECT_EQ(r.status, 200u);
     EXPECT_EQ(json_at(r.body, "/AggregatedStatus"), "passing");

@@ -63,9 +63,15 @@ task<std::vector<api::metrics_sample>> http_metrics(sharded<http::server>* srv) 
 
 // Services and checks from config files ("service", "services", "check",
 // "checks"), registered as if through /v1/agent. A bad one is logged and skipped.
-task<void> register_config_definitions(agent::agent& ag) {
-    const agent::config& cfg = ag.cfg();
-    for (const std::string& text : cfg.service_definitions_json) {
+// The texts are freed when this returns (nothing else reads them; with 50,000
+// checks they would weigh more than the checks themselves). It yields every few
+// registrations: a replaced snapshot is freed only after the reactor's turn,
+// and 50,000 writes in one turn would leave their garbage (the trees' path
+// copies) spread over the heap for good.
+task<void> register_config_definitions(agent::agent& ag, std::vector<std::string> service_definitions,
+                                       std::vector<std::string> check_definitions) {
+    size_t registered = 0;
+    for (const std::string& text : service_definitions) {
         json::document doc;
         json::object o;
         std::optional<std::string> err = doc.parse(text);
@@ -79,11 +85,12 @@ task<void> register_config_definitions(agent::agent& ag) {
             continue;
         }
         for (auto& c : checks) c.from_config = true;
+        if (++registered % 32 == 0) co_await yield();
         std::string name = s.name;
         auto out = co_await ag.register_service(std::move(s), std::move(checks), false);
         if (out) log(log_level::error, "agent: registering service %s from config: %s", name.c_str(), out->message.c_str());
     }
-    for (const std::string& text : cfg.check_definitions_json) {
+    for (const std::string& text : check_definitions) {
         json::document doc;
         json::object o;
         std::optional<std::string> err = doc.parse(text);
@@ -95,6 +102,7 @@ task<void> register_config_definitions(agent::agent& ag) {
             continue;
         }
         c.from_config = true;
+        if (++registered % 32 == 0) co_await yield();
         auto out = co_await ag.register_check(std::move(c));
         if (out) log(log_level::error, "agent: registering a check from config: %s", out->message.c_str());
     }
@@ -135,9 +143,14 @@ task<int> agent_main(agent_args a) {
     published<state::snapshot> pub(std::move(first));
     sharded<state::service> st;
     co_await st.start(&st, &pub, durable.get());
+    // The definitions' texts leave the config before the agent copies it.
+    std::vector<std::string> service_definitions = std::move(a.cfg.service_definitions_json);
+    std::vector<std::string> check_definitions = std::move(a.cfg.check_definitions_json);
+    a.cfg.service_definitions_json.clear();
+    a.cfg.check_definitions_json.clear();
     agent::agent ag(a.cfg, &st);
     co_await ag.start();
-    co_await register_config_definitions(ag);
+    co_await register_config_definitions(ag, std::move(service_definitions), std::move(check_definitions));
     session::ttl_timers timers(&st);  // on the state owner (this shard)
     timers.start();
 
@@ -266,7 +279,11 @@ log_level engine_level(const std::string& l) {
 
 }  // namespace
 
-int run_agent(const agent::config& cfg, const std::vector<std::string>& warnings) {
+int run_agent(agent::config config, const std::vector<std::string>& warnings) {
+    // One copy of the configuration: `cfg` reads it, agent_main takes it.
+    auto args = std::make_shared<agent_args>();
+    args->cfg = std::move(config);
+    const agent::config& cfg = args->cfg;
     set_log_level(engine_level(cfg.log_level));
     for (auto& w : warnings) log(log_level::warn, "%s", w.c_str());
     if (!cfg.dev && !cfg.server) {
@@ -280,14 +297,13 @@ int run_agent(const agent::config& cfg, const std::vector<std::string>& warnings
         log(log_level::error, "the HTTP API cannot be disabled yet (ports.http = %d)", cfg.ports.http);
         return 1;
     }
-    agent_args a;
+    agent_args& a = *args;
     a.hc.addr = agent::http_addr(cfg);
     a.hc.port = uint16_t(cfg.ports.http);
     a.hc.max_conns_per_client = size_t(std::max(0, cfg.limits.http_max_conns_per_client));
     a.hc.max_body_bytes = std::max<size_t>(a.hc.max_body_bytes, size_t(cfg.limits.kv_max_value_size) + 1);
     raise_fd_limit();
     a.server_addr = agent::advertise_address(cfg) + ":" + std::to_string(cfg.ports.server);
-    a.cfg = cfg;
     a.what = std::string("pharos agent") + (cfg.dev ? " -dev" : "") + ": node " + cfg.node_name + " (" + cfg.node_id +
              "), datacenter " + cfg.datacenter + ", HTTP API on http://" + a.hc.addr + ":" + std::to_string(a.hc.port) +
              "/";
@@ -308,12 +324,13 @@ int run_agent(const agent::config& cfg, const std::vector<std::string>& warnings
             return 1;
         }
     }
+    std::string pid_file = cfg.pid_file;
     int rc;
     {
         smp group(sc);
-        rc = group.run([a] { return agent_main(a); });
+        rc = group.run([args] { return agent_main(std::move(*args)); });  // runs once
     }
-    agent::remove_pid_file(cfg.pid_file);
+    agent::remove_pid_file(pid_file);
     return rc;
 }
 

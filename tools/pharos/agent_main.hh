@@ -11,6 +11,6 @@ namespace pharos::tools {
 // Runs the agent described by `cfg` (logs `warnings` first). Blocks until a
 // stop signal; returns the process exit code. Writes cfg.pid_file at start and
 // removes it on a clean exit.
-int run_agent(const agent::config& cfg, const std::vector<std::string>& warnings = {});
+int run_agent(agent::config cfg, const std::vector<std::string>& warnings = {});
 
 }  // namespace pharos::tools
