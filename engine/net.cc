@@ -226,10 +226,19 @@ result<void> tcp_stream::set_nodelay(bool on) {
     return {};
 }
 
-task<result<tcp_stream>> tcp_stream::connect(socket_address to, deadline dl) {
+task<result<tcp_stream>> tcp_stream::connect(socket_address to, deadline dl, const socket_address* from) {
     reactor& r = this_reactor();
     int fd = ::socket(to.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) co_return last_error();
+    if (from) {
+        int one = 1;
+        (void)::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        if (::bind(fd, reinterpret_cast<const sockaddr*>(&from->ss), from->len) < 0) {
+            auto e = last_error();
+            ::close(fd);
+            co_return e;
+        }
+    }
     if (r.io().wants_nonblocking()) set_nonblocking(fd);
     io_op* op = r.alloc_op();
     op->kind = op_kind::connect;

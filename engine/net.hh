@@ -83,9 +83,12 @@ public:
     tcp_stream& operator=(tcp_stream&& o) noexcept;
     ~tcp_stream() { close(); }
 
-    // Connects to `to`. Cancel safety: on cancel or deadline the socket is closed
-    // and nothing was exchanged.
-    static task<result<tcp_stream>> connect(socket_address to, deadline dl = no_deadline);
+    // Connects to `to`, from source address `from` if given (its port 0: the port
+    // is chosen at connect, so only the 4-tuple must be unique; load tools spread
+    // many connections over 127.0.0.x this way). Cancel safety: on cancel or
+    // deadline the socket is closed and nothing was exchanged.
+    static task<result<tcp_stream>> connect(socket_address to, deadline dl = no_deadline,
+                                            const socket_address* from = nullptr);
 
     // The next bytes received, in order; an empty chunk means the peer closed its
     // side. Receives run ahead of read() (multishot), so data is never lost:

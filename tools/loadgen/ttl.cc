@@ -37,6 +37,7 @@
 #include "engine/log.hh"
 #include "engine/net.hh"
 #include "engine/smp.hh"
+#include "protocols/json/duration.hh"
 
 using namespace pharos;
 using namespace pharos::engine;
@@ -67,23 +68,9 @@ struct options {
 }
 
 clock::duration parse_duration(const std::string& s) {
-    size_t i = 0;
-    clock::duration total{0};
-    while (i < s.size()) {
-        size_t j = i;
-        while (j < s.size() && (std::isdigit(static_cast<unsigned char>(s[j])) || s[j] == '.')) ++j;
-        if (j == i) usage_error("bad duration: " + s);
-        double v = std::stod(s.substr(i, j - i));
-        size_t k = j;
-        while (k < s.size() && std::isalpha(static_cast<unsigned char>(s[k]))) ++k;
-        std::string u = s.substr(j, k - j);
-        double ns = u == "ms" ? 1e6 : u == "s" ? 1e9 : u == "m" ? 60e9 : u == "us" ? 1e3 : -1;
-        if (ns < 0) usage_error("bad duration unit in: " + s);
-        total += clock::duration(int64_t(v * ns));
-        i = k;
-    }
-    if (total.count() <= 0) usage_error("duration must be positive: " + s);
-    return total;
+    auto d = json::parse_go_duration(s);
+    if (!d || d->count() <= 0) usage_error("bad duration (a positive Go duration, e.g. 1s, 500ms): " + s);
+    return *d;
 }
 
 // What one shard measured.
@@ -99,34 +86,6 @@ struct plan {
     socket_address to;
     deadline t0;
 };
-
-// Connects from source address `src` (127.0.0.x), the port chosen at connect.
-// Cancel safety: on cancel or deadline the socket is closed.
-task<result<tcp_stream>> connect_from(sockaddr_in src, socket_address to, deadline dl) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) co_return std::error_code(errno, std::system_category());
-    int one = 1;
-    (void)::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) < 0) {
-        int e = errno;
-        ::close(fd);
-        co_return std::error_code(e, std::system_category());
-    }
-    reactor& r = this_reactor();
-    if (r.io().wants_nonblocking()) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-    io_op* op = r.alloc_op();
-    op->kind = op_kind::connect;
-    op->fd = fd;
-    op->addr = to.ss;
-    op->addrlen = to.len;
-    op_awaiter a(op, dl);
-    int res = co_await a;
-    if (res < 0) {
-        r.close_fd(fd);
-        co_return from_errno(res);
-    }
-    co_return tcp_stream(fd);
-}
 
 // Reads one response (status line, headers, Content-Length or chunked body)
 // from `c`; `in` keeps bytes past it. Returns the status, 0 on a broken stream.
@@ -180,10 +139,9 @@ task<void> connection(const plan* p, unsigned first, report* r) {
             if (lateness > o.late.count()) ++r->late;
             r->max_late_ns = std::max(r->max_late_ns, lateness);
             if (!c.is_open()) {
-                sockaddr_in src{};
-                src.sin_family = AF_INET;
-                src.sin_addr.s_addr = htonl((127u << 24) | (1 + first / o.per_source));
-                auto cc = co_await connect_from(src, p->to, after(std::chrono::seconds(5)));
+                std::string src_ip = "127.0.0." + std::to_string(1 + first / o.per_source);
+                socket_address src = socket_address::parse(src_ip, 0).value();
+                auto cc = co_await tcp_stream::connect(p->to, after(std::chrono::seconds(5)), &src);
                 if (!cc) {
                     ++r->errors;
                     continue;

@@ -44,6 +44,7 @@
 #include "engine/net.hh"
 #include "engine/smp.hh"
 #include "protocols/http/client.hh"
+#include "protocols/json/duration.hh"
 
 using namespace pharos;
 using namespace pharos::engine;
@@ -80,36 +81,9 @@ struct options {
 
 // Go-style durations: "300ms", "5s", "1m30s", "2h".
 clock::duration parse_duration(const std::string& s) {
-    if (s.empty()) throw std::runtime_error("empty duration");
-    clock::duration total{0};
-    size_t i = 0;
-    while (i < s.size()) {
-        size_t j = i;
-        while (j < s.size() && (std::isdigit(static_cast<unsigned char>(s[j])) || s[j] == '.')) ++j;
-        if (j == i) throw std::runtime_error("bad duration: " + s);
-        double v = std::stod(s.substr(i, j - i));
-        size_t k = j;
-        while (k < s.size() && std::isalpha(static_cast<unsigned char>(s[k]))) ++k;
-        std::string unit = s.substr(j, k - j);
-        double ns;
-        if (unit == "ns")
-            ns = 1;
-        else if (unit == "us")
-            ns = 1e3;
-        else if (unit == "ms")
-            ns = 1e6;
-        else if (unit == "s")
-            ns = 1e9;
-        else if (unit == "m")
-            ns = 60e9;
-        else if (unit == "h")
-            ns = 3600e9;
-        else
-            throw std::runtime_error("bad duration unit in: " + s);
-        total += clock::duration(int64_t(v * ns));
-        i = k;
-    }
-    return total;
+    auto d = json::parse_go_duration(s);
+    if (!d) throw std::runtime_error("bad duration: " + s);
+    return *d;
 }
 
 socket_address parse_addr(std::string a) {
@@ -142,8 +116,8 @@ constexpr const char* outcome_names[] = {"pending",         "200 new index", "an
 struct plan {
     options opt;
     socket_address to;
-    std::vector<sockaddr_in> sources;
-    std::string request;  // the blocking GET, whole
+    std::vector<socket_address> sources;  // 127.0.0.x, port 0
+    std::string request;                  // the blocking GET, whole
     uint64_t initial_index = 0;
     clock::duration read_limit{};  // a watcher gives up reading after this
 };
@@ -164,36 +138,6 @@ struct shard_report {
 };
 
 int64_t now_ns() { return clock::now().time_since_epoch().count(); }
-
-// Connects from `src` (port chosen at connect time, so the 4-tuple, not the
-// source port alone, must be unique). engine's tcp_stream::connect cannot bind a
-// local address, so the socket is made here and wrapped once connected.
-// Cancel safety: on cancel or deadline the socket is closed.
-task<result<tcp_stream>> connect_from(sockaddr_in src, socket_address to, deadline dl) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) co_return std::error_code(errno, std::system_category());
-    int one = 1;
-    (void)::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) < 0) {
-        int e = errno;
-        ::close(fd);
-        co_return std::error_code(e, std::system_category());
-    }
-    reactor& r = this_reactor();
-    if (r.io().wants_nonblocking()) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-    io_op* op = r.alloc_op();
-    op->kind = op_kind::connect;
-    op->fd = fd;
-    op->addr = to.ss;
-    op->addrlen = to.len;
-    op_awaiter a(op, dl);
-    int res = co_await a;
-    if (res < 0) {
-        r.close_fd(fd);
-        co_return from_errno(res);
-    }
-    co_return tcp_stream(fd);
-}
 
 // A parsed response head; `complete` once the whole body is in.
 struct response_head {
@@ -311,7 +255,7 @@ private:
     task<void> watcher(unsigned k, unsigned global) {
         watch_result& out = res_[k];
         deadline connect_dl = after(std::chrono::seconds(30));
-        auto c = co_await connect_from(plan_.sources[global % plan_.sources.size()], plan_.to, connect_dl);
+        auto c = co_await tcp_stream::connect(plan_.to, connect_dl, &plan_.sources[global % plan_.sources.size()]);
         --connecting_;
         slot_free_.notify();
         if (!c) {
@@ -696,10 +640,7 @@ int main(int argc, char** argv) {
         if (p.to.family() != AF_INET || p.to.ip().rfind("127.", 0) != 0)
             usage_error("-addr must be a 127.0.0.0/8 address (sources are spread over 127.0.0.x)");
         for (unsigned x = 1; x <= o.sources; ++x) {
-            sockaddr_in s{};
-            s.sin_family = AF_INET;
-            s.sin_addr.s_addr = htonl((127u << 24) | x);
-            p.sources.push_back(s);
+            p.sources.push_back(socket_address::parse("127.0.0." + std::to_string(x), 0).value());
         }
         p.opt = o;
 
