@@ -241,8 +241,7 @@ int main(int argc, char** argv) {
                     auto st = s.net.node(i).state_of(name);
                     if (!st) continue;
                     if (*st != node_state::alive && t_suspect[i] < 0) t_suspect[i] = t, sus.push_back(t), ++nsus;
-                    if (*st == node_state::dead || *st == node_state::left)
-                        t_dead[i] = t, dd.push_back(t), ++ndead;
+                    if (*st == node_state::dead || *st == node_state::left) t_dead[i] = t, dd.push_back(t), ++ndead;
                 }
             }
             double ps[3] = {0.5, 0.99, 0.9999};
