@@ -465,7 +465,7 @@ task<void> lan_gossip::leave(deadline dl) {
         if (r < 0 && !w->done) break;
     }
     // Serf: the local member is left from now on.
-    if (auto* me = node_->ml().find(cfg_.node_name)) table_.departed(*me, clock::now());
+    if (auto me = node_->ml().find(cfg_.node_name)) table_.departed(*me, clock::now());
 }
 
 std::optional<std::string> lan_gossip::force_leave(const std::string& node, bool prune) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 
 namespace pharos::membership {
 
@@ -84,14 +85,151 @@ duration remaining_suspicion(int confirmations, int k, duration elapsed, duratio
 
 static_assert(size_t(g::errc::unknown_type) + 1 == std::tuple_size_v<decltype(counters::packet_drops)>);
 
+// --- the string pool and the member table ---
+
+// An interned string: immutable once made, freed when the last entry holding it lets go. The pool
+// is process-wide (one simulation holds 10^4 memberlists that all know the same 10^4 names), so
+// interning and releasing take its mutex; reading a pooled string does not.
+struct detail::pooled {
+    std::string s;
+    size_t hash = 0;
+    uint32_t refs = 0;
+};
+
 namespace {
-bool dead_or_left(const member& m) { return m.state == node_state::dead || m.state == node_state::left; }
+size_t hash_of(std::string_view s) { return std::hash<std::string_view>{}(s); }
+
+class string_pool {
+public:
+    const detail::pooled* intern(std::string_view s) {
+        size_t h = hash_of(s);
+        std::lock_guard lock(mu_);
+        auto f = by_.find(s);
+        if (f != by_.end()) {
+            ++f->second->refs;
+            return f->second;
+        }
+        auto* p = new detail::pooled{std::string(s), h, 1};
+        by_.emplace(std::string_view(p->s), p);
+        return p;
+    }
+    void release(const detail::pooled* p) {
+        if (!p) return;
+        std::lock_guard lock(mu_);
+        auto* q = const_cast<detail::pooled*>(p);
+        if (--q->refs > 0) return;
+        by_.erase(std::string_view(q->s));
+        delete q;
+    }
+
+private:
+    std::mutex mu_;
+    std::unordered_map<std::string_view, detail::pooled*> by_;
+};
+
+string_pool& pool() {
+    static auto* p = new string_pool;  // never destroyed: memberlists may outlive static destruction order
+    return *p;
+}
+
+// Replaces *slot with an interned s unless it already holds s.
+void assign(const detail::pooled*& slot, std::string_view s) {
+    if (slot && slot->s == s) return;
+    auto* p = pool().intern(s);
+    pool().release(slot);
+    slot = p;
+}
 }  // namespace
+
+std::string_view memberlist::sv(const detail::pooled* p) { return p ? std::string_view(p->s) : std::string_view(); }
+
+address memberlist::addr_of(const entry& e) { return address{std::string(e.ip.data(), e.ip_len), e.port}; }
+
+uint8_t memberlist::pmax(const entry& e) {
+    auto v = sv(e.vsn);
+    return v.size() > 1 ? uint8_t(v[1]) : 0;
+}
+
+void memberlist::set_addr(entry& e, const address& a) {
+    // Wire IPs are 4 or 16 bytes; anything longer is cut (it cannot be dialled anyway).
+    e.ip_len = uint8_t(std::min<size_t>(a.ip.size(), e.ip.size()));
+    std::copy_n(a.ip.data(), e.ip_len, e.ip.data());
+    e.port = a.port;
+}
+
+member memberlist::materialize(const entry& e) {
+    member m;
+    m.name = std::string(sv(e.name));
+    m.addr = addr_of(e);
+    m.meta = std::string(sv(e.meta));
+    m.vsn = std::string(sv(e.vsn));
+    m.incarnation = e.incarnation;
+    m.state = e.state;
+    m.state_change = e.state_change;
+    return m;
+}
+
+uint32_t memberlist::lookup(std::string_view name) const {
+    if (idx_.empty()) return npos;
+    size_t mask = idx_.size() - 1;
+    for (size_t i = hash_of(name) & mask;; i = (i + 1) & mask) {
+        uint32_t slot = idx_[i];
+        if (slot == npos) return npos;
+        if (entries_[slot].name->s == name) return slot;
+    }
+}
+
+void memberlist::index_put(uint32_t slot) {
+    size_t mask = idx_.size() - 1;
+    size_t i = entries_[slot].name->hash & mask;
+    while (idx_[i] != npos) i = (i + 1) & mask;
+    idx_[i] = slot;
+}
+
+void memberlist::rebuild_index(size_t capacity) {
+    idx_.assign(capacity, npos);
+    for (uint32_t slot = 0; slot < entries_.size(); ++slot)
+        if (entries_[slot].name) index_put(slot);
+}
+
+uint32_t memberlist::insert(std::string_view name) {
+    if ((live_ + 1) * 4 > idx_.size() * 3) rebuild_index(std::max<size_t>(16, idx_.size() * 2));  // load <= 3/4
+    uint32_t slot;
+    if (!free_.empty()) {
+        slot = free_.back();
+        free_.pop_back();
+    } else {
+        slot = uint32_t(entries_.size());
+        entries_.emplace_back();
+    }
+    entries_[slot] = entry{};
+    entries_[slot].name = pool().intern(name);
+    ++live_;
+    index_put(slot);
+    return slot;
+}
+
+void memberlist::erase_slot(uint32_t slot) {
+    entry& e = entries_[slot];
+    pool().release(e.name);
+    pool().release(e.meta);
+    pool().release(e.vsn);
+    e = entry{};
+    free_.push_back(slot);
+    --live_;
+}
 
 memberlist::memberlist(config cfg, transport& t, delegate d, uint64_t seed)
     : cfg_(std::move(cfg)), t_(t), d_(std::move(d)), rng_(seed) {}
 
-memberlist::~memberlist() { *alive_token_ = false; }
+memberlist::~memberlist() {
+    *alive_token_ = false;
+    for (auto& e : entries_) {
+        pool().release(e.name);
+        pool().release(e.meta);
+        pool().release(e.vsn);
+    }
+}
 
 // --- timers ---
 
@@ -203,17 +341,17 @@ size_t memberlist::packet_overhead() const {
 }
 
 int memberlist::transmit_limit() const {
-    return cfg_.retransmit_mult * int(std::ceil(std::log10(double(nodes_.size()) + 1.0)));
+    return cfg_.retransmit_mult * int(std::ceil(std::log10(double(live_) + 1.0)));
 }
 
-std::vector<const member*> memberlist::random_nodes(int k, const std::function<bool(const member&)>& skip) {
+std::vector<uint32_t> memberlist::random_nodes(int k, const std::function<bool(const entry&)>& skip) {
     // Go's kRandomNodes: random picks from the probe list, up to 3n tries.
-    std::vector<const member*> out;
+    std::vector<uint32_t> out;
     size_t n = order_.size();
     for (size_t i = 0; i < 3 * n && out.size() < size_t(k); ++i) {
-        const member& m = nodes_.at(order_[rng_() % n]);
-        if (skip(m) || std::find(out.begin(), out.end(), &m) != out.end()) continue;
-        out.push_back(&m);
+        uint32_t slot = order_[rng_() % n];
+        if (skip(entries_[slot]) || std::find(out.begin(), out.end(), slot) != out.end()) continue;
+        out.push_back(slot);
     }
     return out;
 }
@@ -221,24 +359,31 @@ std::vector<const member*> memberlist::random_nodes(int k, const std::function<b
 std::vector<member> memberlist::members() const {
     std::vector<member> out;
     out.reserve(order_.size());
-    for (const auto& name : order_) out.push_back(nodes_.at(name));
+    for (uint32_t slot : order_) out.push_back(materialize(entries_[slot]));
     return out;
 }
 
-const member* memberlist::find(const std::string& name) const {
-    auto f = nodes_.find(name);
-    return f == nodes_.end() ? nullptr : &f->second;
+std::optional<member> memberlist::find(std::string_view name) const {
+    uint32_t slot = lookup(name);
+    if (slot == npos) return std::nullopt;
+    return materialize(entries_[slot]);
+}
+
+std::optional<node_state> memberlist::state_of(std::string_view name) const {
+    uint32_t slot = lookup(name);
+    if (slot == npos) return std::nullopt;
+    return entries_[slot].state;
 }
 
 size_t memberlist::num_alive() const {
     size_t n = 0;
-    for (const auto& [_, m] : nodes_) n += !dead_or_left(m);
+    for (const auto& e : entries_) n += e.name && !dead_or_left(e);
     return n;
 }
 
 size_t memberlist::count(node_state s) const {
     size_t n = 0;
-    for (const auto& [_, m] : nodes_) n += m.state == s;
+    for (const auto& e : entries_) n += e.name && e.state == s;
     return n;
 }
 
@@ -255,20 +400,20 @@ void memberlist::send_msg(const address& to, std::string msg) {
     if (budget > used + 3) {
         for (auto& u : user_broadcasts_.get(2, budget - used, limit)) extra.push_back(std::move(u));
     }
-    if (extra.empty()) return raw_send(to, std::move(msg), nullptr);
+    if (extra.empty()) return raw_send(to, std::move(msg), 0);
     extra.insert(extra.begin(), std::move(msg));
     for (size_t i = 0; i < extra.size(); i += 255) {
         std::span<const std::string> part(extra.data() + i, std::min<size_t>(255, extra.size() - i));
-        raw_send(to, g::make_compound(part), nullptr);
+        raw_send(to, g::make_compound(part), 0);
     }
 }
 
-void memberlist::raw_send(const address& to, std::string packet, const member* known) {
+void memberlist::raw_send(const address& to, std::string packet, uint8_t peer_pmax) {
     if (cfg_.enable_compression) {
         auto c = g::compress_message(packet);
         if (c.size() < packet.size()) packet = std::move(c);
     }
-    if (known && known->pmax() >= 5) packet = g::add_crc(packet);
+    if (peer_pmax >= 5) packet = g::add_crc(packet);
     packet = g::seal_packet(std::move(packet), cfg_.wire);
     ++stats_.packets_out;
     stats_.bytes_out += packet.size();
@@ -290,52 +435,57 @@ void memberlist::probe_tick() {
             ++checked;
             continue;
         }
-        const member& m = nodes_.at(order_[probe_index_++]);
-        if (m.name == cfg_.name || dead_or_left(m)) {
+        uint32_t slot = order_[probe_index_++];
+        const entry& m = entries_[slot];
+        if (is_self(m) || dead_or_left(m)) {
             ++checked;
             continue;
         }
-        start_probe(m);
+        start_probe(slot);
         return;
     }
 }
 
 void memberlist::reset_nodes() {
     auto now = t_.now();
-    std::vector<std::string> keep;
+    std::vector<uint32_t> keep;
     keep.reserve(order_.size());
-    for (auto& name : order_) {
-        const member& m = nodes_.at(name);
-        if (dead_or_left(m) && now - m.state_change > cfg_.gossip_to_the_dead_time && name != cfg_.name) {
-            nodes_.erase(name);
+    bool erased = false;
+    for (uint32_t slot : order_) {
+        const entry& m = entries_[slot];
+        if (dead_or_left(m) && now - m.state_change > cfg_.gossip_to_the_dead_time && !is_self(m)) {
+            erase_slot(slot);
+            erased = true;
             continue;
         }
-        keep.push_back(std::move(name));
+        keep.push_back(slot);
     }
+    if (erased) rebuild_index(idx_.size());
     order_ = std::move(keep);
     std::shuffle(order_.begin(), order_.end(), rng_);
 }
 
-void memberlist::start_probe(const member& target) {
+void memberlist::start_probe(uint32_t slot) {
     ++stats_.probes;
+    const entry& target = entries_[slot];
     probe_state p;
     p.seq = ++seq_;
-    p.target = target.name;
+    p.target = std::string(sv(target.name));
     p.target_incarnation = target.incarnation;
     p.sent = t_.now();
     g::ping ping;
     ping.seq_no = p.seq;
-    ping.node = target.name;
+    ping.node = p.target;
     ping.source_addr = cfg_.advertise.ip;
     ping.source_port = cfg_.advertise.port;
     ping.source_node = cfg_.name;
     if (target.state == node_state::alive) {
-        send_msg(target.addr, g::encode_msg(ping));
+        send_msg(addr_of(target), g::encode_msg(ping));
     } else {
         // A suspect gets ping + our suspicion, so it can refute; this path carries the CRC.
-        g::suspect s{target.incarnation, target.name, cfg_.name};
+        g::suspect s{target.incarnation, p.target, cfg_.name};
         std::vector<std::string> parts{g::encode_msg(ping), g::encode_msg(s)};
-        raw_send(target.addr, g::make_compound(parts), &target);
+        raw_send(addr_of(target), g::make_compound(parts), pmax(target));
     }
     p.timeout_timer = at(p.sent + cfg_.probe_timeout, [this] { probe_timeout_phase(); });
     p.deadline_timer = at(p.sent + scaled(cfg_.probe_interval), [this] { probe_deadline(); });
@@ -345,9 +495,10 @@ void memberlist::start_probe(const member& target) {
 void memberlist::probe_timeout_phase() {
     if (!probe_) return;
     probe_->timeout_timer = 0;
-    auto tf = nodes_.find(probe_->target);
-    if (tf == nodes_.end()) return;
-    const member target = tf->second;
+    uint32_t tslot = lookup(probe_->target);
+    if (tslot == npos) return;
+    const member target = materialize(entries_[tslot]);
+    const uint8_t target_pmax = pmax(entries_[tslot]);
     // Indirect pings through up to k random alive members.
     g::indirect_ping ind;
     ind.seq_no = probe_->seq;
@@ -357,16 +508,16 @@ void memberlist::probe_timeout_phase() {
     ind.source_addr = cfg_.advertise.ip;
     ind.source_port = cfg_.advertise.port;
     ind.source_node = cfg_.name;
-    auto relays = random_nodes(cfg_.indirect_checks, [&](const member& m) {
-        return m.name == cfg_.name || m.name == target.name || m.state != node_state::alive;
+    auto relays = random_nodes(cfg_.indirect_checks, [&](const entry& m) {
+        return is_self(m) || sv(m.name) == target.name || m.state != node_state::alive;
     });
-    for (const member* r : relays) {
-        ind.nack = r->pmax() >= 4;
+    for (uint32_t r : relays) {
+        ind.nack = pmax(entries_[r]) >= 4;
         probe_->expected_nacks += ind.nack;
-        send_msg(r->addr, g::encode_msg(ind));
+        send_msg(addr_of(entries_[r]), g::encode_msg(ind));
     }
     // At the same moment, the TCP fallback with the same ping, until the probe deadline.
-    if (!cfg_.disable_tcp_pings && target.pmax() >= 3) {
+    if (!cfg_.disable_tcp_pings && target_pmax >= 3) {
         g::ping ping;
         ping.seq_no = probe_->seq;
         ping.node = target.name;
@@ -548,23 +699,22 @@ void memberlist::alive_node(const g::alive& a, bool bootstrap) {
     if (leaving_ && a.node == cfg_.name) return;
     auto now = t_.now();
     address addr{a.addr, a.port ? a.port : cfg_.advertise.port};
-    auto it = nodes_.find(a.node);
+    uint32_t slot = lookup(a.node);
     bool updates_node = false;
-    if (it == nodes_.end()) {
+    if (slot == npos) {
         // New nodes start dead at incarnation 0 and go in at a random place in the probe order.
-        member m;
-        m.name = a.node;
-        m.addr = addr;
-        m.meta = a.meta;
-        m.vsn = a.vsn;
+        slot = insert(a.node);
+        entry& m = entries_[slot];
+        set_addr(m, addr);
+        assign(m.meta, a.meta);
+        assign(m.vsn, a.vsn);
         m.state = node_state::dead;
         m.state_change = now;
-        it = nodes_.emplace(a.node, std::move(m)).first;
-        order_.push_back(a.node);
+        order_.push_back(slot);
         size_t j = rng_() % order_.size();
         std::swap(order_[j], order_.back());
-    } else if (it->second.addr != addr) {
-        const member& m = it->second;
+    } else if (entry& m = entries_[slot];
+               m.port != addr.port || std::string_view(m.ip.data(), m.ip_len) != std::string_view(addr.ip)) {
         bool reclaim = cfg_.dead_node_reclaim_time.count() > 0 && m.state == node_state::dead &&
                        now - m.state_change > cfg_.dead_node_reclaim_time;
         if (m.state == node_state::left || reclaim) {
@@ -574,8 +724,8 @@ void memberlist::alive_node(const g::alive& a, bool bootstrap) {
             return;
         }
     }
-    member& m = it->second;
-    bool local = m.name == cfg_.name;
+    entry& m = entries_[slot];
+    bool local = is_self(m);
     if (a.incarnation <= m.incarnation && !local && !updates_node) return;
     if (a.incarnation < m.incarnation && local) return;
     if (auto s = suspicions_.find(a.node); s != suspicions_.end()) {
@@ -583,41 +733,43 @@ void memberlist::alive_node(const g::alive& a, bool bootstrap) {
         suspicions_.erase(s);
     }
     node_state old_state = m.state;
-    std::string old_meta = m.meta;
+    bool meta_changed = sv(m.meta) != a.meta;
     if (!bootstrap && local) {
         // A stale or forged alive about us: refute unless it says exactly what we say.
-        if (a.incarnation == m.incarnation && a.meta == m.meta && a.vsn == self_vsn()) return;
-        refute(m, a.incarnation);
+        if (a.incarnation == m.incarnation && !meta_changed && a.vsn == self_vsn()) return;
+        refute(slot, a.incarnation);
         return;
     }
     if (!bootstrapping_) broadcasts_.queue(a.node, g::encode_msg(a));
-    if (!a.vsn.empty()) m.vsn = a.vsn;
+    if (!a.vsn.empty()) assign(m.vsn, a.vsn);
     m.incarnation = a.incarnation;
-    m.meta = a.meta;
-    m.addr = addr;
+    assign(m.meta, a.meta);
+    set_addr(m, addr);
     if (m.state != node_state::alive) {
         m.state = node_state::alive;
         m.state_change = now;
     }
-    failed_.erase(m.name);
+    if (!failed_.empty()) failed_.erase(a.node);
     if (old_state == node_state::dead || old_state == node_state::left)
-        notify(d_.on_join, m);
-    else if (old_meta != m.meta)
-        notify(d_.on_update, m);
+        notify(d_.on_join, slot);
+    else if (meta_changed)
+        notify(d_.on_update, slot);
 }
 
 void memberlist::suspect_node(const g::suspect& s) {
-    auto it = nodes_.find(s.node);
-    if (it == nodes_.end()) return;
-    member& m = it->second;
+    uint32_t slot = lookup(s.node);
+    if (slot == npos) return;
+    entry& m = entries_[slot];
     if (s.incarnation < m.incarnation) return;
-    if (auto f = suspicions_.find(s.node); f != suspicions_.end()) {
-        confirm(s.node, f->second, s.from);
-        return;
+    if (!suspicions_.empty()) {
+        if (auto f = suspicions_.find(s.node); f != suspicions_.end()) {
+            confirm(s.node, f->second, s.from);
+            return;
+        }
     }
     if (m.state != node_state::alive) return;
-    if (m.name == cfg_.name) {
-        refute(m, s.incarnation);
+    if (is_self(m)) {
+        refute(slot, s.incarnation);
         return;
     }
     broadcasts_.queue(s.node, g::encode_msg(s));
@@ -627,7 +779,7 @@ void memberlist::suspect_node(const g::suspect& s) {
     m.state_change = now;
     ++stats_.suspects_raised;
     // Lifeguard's dynamic suspicion: start at max when confirmations are expected, shrink with each.
-    size_t n = nodes_.size();
+    size_t n = live_;
     int k = cfg_.suspicion_mult - 2;
     if (int64_t(n) - 2 < k) k = 0;
     suspicion sp;
@@ -654,33 +806,35 @@ void memberlist::confirm(const std::string& node, suspicion& s, const std::strin
     s.timer = at(remaining > duration::zero() ? now + remaining : now,
                  [this, node, change] { suspicion_fired(node, change); });
     // A new, independent confirmation is gossiped on.
-    const member& m = nodes_.at(node);
+    uint32_t slot = lookup(node);
+    if (slot == npos) return;
+    const entry& m = entries_[slot];
     broadcasts_.queue(node, g::encode_msg(g::suspect{m.incarnation, node, from}));
 }
 
 void memberlist::suspicion_fired(const std::string& node, time_point state_change) {
     suspicions_.erase(node);
-    auto it = nodes_.find(node);
-    if (it == nodes_.end()) return;
-    const member& m = it->second;
+    uint32_t slot = lookup(node);
+    if (slot == npos) return;
+    const entry& m = entries_[slot];
     if (m.state != node_state::suspect || m.state_change != state_change) return;
     ++stats_.deaths_declared;
     dead_node(g::dead{m.incarnation, node, cfg_.name});
 }
 
 void memberlist::dead_node(const g::dead& d, std::function<void()> on_sent) {
-    auto it = nodes_.find(d.node);
-    if (it == nodes_.end()) return;
-    member& m = it->second;
+    uint32_t slot = lookup(d.node);
+    if (slot == npos) return;
+    entry& m = entries_[slot];
     if (d.incarnation < m.incarnation) return;
     if (auto s = suspicions_.find(d.node); s != suspicions_.end()) {
         cancel(s->second.timer);
         suspicions_.erase(s);
     }
     if (dead_or_left(m)) return;
-    if (m.name == cfg_.name) {
+    if (is_self(m)) {
         if (!leaving_) {
-            refute(m, d.incarnation);
+            refute(slot, d.incarnation);
             return;
         }
         broadcasts_.queue(d.node, g::encode_msg(d), std::move(on_sent));
@@ -690,14 +844,17 @@ void memberlist::dead_node(const g::dead& d, std::function<void()> on_sent) {
     m.incarnation = d.incarnation;
     m.state = d.node == d.from ? node_state::left : node_state::dead;
     m.state_change = t_.now();
-    if (m.state == node_state::dead && m.name != cfg_.name) failed_[m.name] = {m.addr, m.state_change};
-    else failed_.erase(m.name);
-    notify(d_.on_leave, m);
+    if (m.state == node_state::dead && !is_self(m))
+        failed_[d.node] = {addr_of(m), m.state_change};
+    else
+        failed_.erase(d.node);
+    notify(d_.on_leave, slot);
 }
 
-void memberlist::refute(member& me, uint32_t accused) {
+void memberlist::refute(uint32_t slot, uint32_t accused) {
     uint32_t inc = ++incarnation_;
     if (accused >= inc) inc = incarnation_ = accused + 1;
+    entry& me = entries_[slot];
     me.incarnation = inc;
     ++stats_.refutes;
     apply_awareness(1);
@@ -706,7 +863,7 @@ void memberlist::refute(member& me, uint32_t accused) {
     a.node = cfg_.name;
     a.addr = cfg_.advertise.ip;
     a.port = cfg_.advertise.port;
-    a.meta = me.meta;
+    a.meta = std::string(sv(me.meta));
     a.vsn = self_vsn();
     broadcasts_.queue(cfg_.name, g::encode_msg(a));
 }
@@ -724,15 +881,15 @@ void memberlist::update_meta(std::string meta) {
 
 void memberlist::leave(std::function<void()> done) {
     leaving_ = true;
-    auto it = nodes_.find(cfg_.name);
+    uint32_t self = lookup(cfg_.name);
     bool others = false;
-    for (const auto& [name, m] : nodes_) others |= name != cfg_.name && !dead_or_left(m);
-    if (it == nodes_.end() || !others) {
-        if (it != nodes_.end()) dead_node(g::dead{it->second.incarnation, cfg_.name, cfg_.name});
+    for (const auto& e : entries_) others |= e.name && !is_self(e) && !dead_or_left(e);
+    if (self == npos || !others) {
+        if (self != npos) dead_node(g::dead{entries_[self].incarnation, cfg_.name, cfg_.name});
         if (done) done();
         return;
     }
-    dead_node(g::dead{it->second.incarnation, cfg_.name, cfg_.name}, std::move(done));
+    dead_node(g::dead{entries_[self].incarnation, cfg_.name, cfg_.name}, std::move(done));
 }
 
 // --- gossip and anti-entropy ---
@@ -742,8 +899,8 @@ void memberlist::gossip_tick() {
     auto now = t_.now();
     at(now + cfg_.gossip_interval, [this] { gossip_tick(); });
     if (broadcasts_.size() == 0 && user_broadcasts_.size() == 0) return;
-    auto targets = random_nodes(cfg_.gossip_nodes, [&](const member& m) {
-        if (m.name == cfg_.name) return true;
+    auto targets = random_nodes(cfg_.gossip_nodes, [&](const entry& m) {
+        if (is_self(m)) return true;
         switch (m.state) {
         case node_state::alive:
         case node_state::suspect: return false;
@@ -753,7 +910,8 @@ void memberlist::gossip_tick() {
     });
     size_t budget = cfg_.udp_buffer_size - 2 - packet_overhead();
     int limit = transmit_limit();
-    for (const member* m : targets) {
+    for (uint32_t t : targets) {
+        const entry& m = entries_[t];
         auto msgs = broadcasts_.get(2, budget, limit);
         size_t used = 0;
         for (auto& e : msgs) used += e.size() + 2;
@@ -761,9 +919,9 @@ void memberlist::gossip_tick() {
             for (auto& u : user_broadcasts_.get(2, budget - used, limit)) msgs.push_back(std::move(u));
         if (msgs.empty()) return;
         if (msgs.size() == 1)
-            raw_send(m->addr, std::move(msgs[0]), m);
+            raw_send(addr_of(m), std::move(msgs[0]), pmax(m));
         else
-            raw_send(m->addr, g::make_compound(msgs), m);
+            raw_send(addr_of(m), g::make_compound(msgs), pmax(m));
     }
 }
 
@@ -776,7 +934,7 @@ void memberlist::broadcast_user(std::string payload) {
 void memberlist::send_user_best_effort(const address& to, std::string_view payload) {
     std::string msg(1, char(g::msg_type::user));
     msg += payload;
-    raw_send(to, std::move(msg), nullptr);
+    raw_send(to, std::move(msg), 0);
 }
 
 void memberlist::send_user_reliable(const address& to, std::string_view payload) {
@@ -789,29 +947,29 @@ void memberlist::send_user_reliable(const address& to, std::string_view payload)
 
 void memberlist::push_pull_tick() {
     if (!running_) return;
-    size_t n = nodes_.size();
+    size_t n = live_;
     duration interval = cfg_.push_pull_interval;
     if (n > 32) interval = interval * (int64_t(std::ceil(std::log2(double(n)) - 5.0)) + 1);
     at(t_.now() + interval, [this] { push_pull_tick(); });
-    auto peers = random_nodes(1, [&](const member& m) { return m.name == cfg_.name || m.state != node_state::alive; });
+    auto peers = random_nodes(1, [&](const entry& m) { return is_self(m) || m.state != node_state::alive; });
     if (peers.empty()) return;
-    push_pull_with(peers[0]->addr, false, {});
+    push_pull_with(addr_of(entries_[peers[0]]), false, {});
 }
 
 std::string memberlist::local_push_pull(bool join) {
     g::push_pull pp;
     pp.header.join = join;
-    pp.nodes.reserve(nodes_.size());
-    for (const auto& name : order_) {
-        const member& m = nodes_.at(name);
+    pp.nodes.reserve(order_.size());
+    for (uint32_t slot : order_) {
+        const entry& m = entries_[slot];
         g::push_node_state s;
-        s.name = m.name;
-        s.addr = m.addr.ip;
-        s.port = m.addr.port;
-        s.meta = m.meta;
+        s.name = std::string(sv(m.name));
+        s.addr = std::string(m.ip.data(), m.ip_len);
+        s.port = m.port;
+        s.meta = std::string(sv(m.meta));
         s.incarnation = m.incarnation;
         s.state = m.state;
-        s.vsn = m.vsn;
+        s.vsn = std::string(sv(m.vsn));
         pp.nodes.push_back(std::move(s));
     }
     if (d_.local_state) pp.user_state = d_.local_state(join);

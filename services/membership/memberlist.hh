@@ -21,6 +21,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -78,6 +79,8 @@ struct config {
     static config local(std::string name, address advertise);
 };
 
+// A member as handed out (callbacks, members(), find()): materialized from the compact internal
+// entry on demand, so it is a snapshot, not a view into the table.
 struct member {
     std::string name;
     address addr;
@@ -88,6 +91,10 @@ struct member {
     time_point state_change{};
     uint8_t pmax() const { return vsn.size() > 1 ? uint8_t(vsn[1]) : 0; }
 };
+
+namespace detail {
+struct pooled;  // an interned string (memberlist.cc): names, metas and vsns are stored once per process
+}
 
 // Callbacks into the owner (Serf-like layer / agent). All optional; called on the gossip shard
 // from inside memberlist methods, so they must not destroy the memberlist.
@@ -170,17 +177,35 @@ public:
     // Read side.
     const config& cfg() const { return cfg_; }
     const gossip::wire_options& wire() const { return cfg_.wire; }
-    std::vector<member> members() const;  // every known node with its state
-    const member* find(const std::string& name) const;
+    std::vector<member> members() const;  // every known node with its state, in probe order
+    // A snapshot of one member (use `if (auto m = ml.find(name)) m->state ...`).
+    std::optional<member> find(std::string_view name) const;
+    // The state alone, without materializing the member (cheap, for pollers).
+    std::optional<node_state> state_of(std::string_view name) const;
     size_t num_alive() const;  // alive + suspect, self included (as Go's NumMembers)
     size_t count(node_state s) const;
-    size_t estimated_nodes() const { return nodes_.size(); }
+    size_t estimated_nodes() const { return live_; }
     int health_score() const { return awareness_; }
     uint32_t incarnation() const { return incarnation_; }
     const counters& stats() const { return stats_; }
     bool running() const { return running_; }
 
 private:
+    // The compact member-table entry (56 bytes): strings interned process-wide and refcounted, the
+    // IP inline. A free slot has name == nullptr. Entries live in entries_ and are found through
+    // the open-addressing index idx_ (slot numbers, hashed by name); order_ is the probe order.
+    struct entry {
+        const detail::pooled* name = nullptr;
+        const detail::pooled* meta = nullptr;
+        const detail::pooled* vsn = nullptr;
+        time_point state_change{};
+        uint32_t incarnation = 0;
+        uint16_t port = 0;
+        uint8_t ip_len = 0;
+        node_state state = node_state::dead;
+        std::array<char, 16> ip{};
+    };
+    static constexpr uint32_t npos = UINT32_MAX;
     struct probe_state {
         uint32_t seq = 0;
         std::string target;
@@ -213,7 +238,7 @@ private:
     void gossip_tick();
     void push_pull_tick();
     void reconnect_tick();
-    void start_probe(const member& target);
+    void start_probe(uint32_t target);
     void probe_timeout_phase();
     void probe_deadline();
     void finish_probe(bool success, int awareness_delta);
@@ -222,7 +247,7 @@ private:
     void alive_node(const gossip::alive& a, bool bootstrap);
     void suspect_node(const gossip::suspect& s);
     void dead_node(const gossip::dead& d, std::function<void()> on_sent = {});
-    void refute(member& me, uint32_t accused);
+    void refute(uint32_t me, uint32_t accused);
     void confirm(const std::string& node, suspicion& s, const std::string& from);
     void suspicion_fired(const std::string& node, time_point state_change);
     void merge(const gossip::push_pull& pp);
@@ -237,7 +262,7 @@ private:
 
     // messages out
     void send_msg(const address& to, std::string msg);  // piggybacks broadcasts; no CRC
-    void raw_send(const address& to, std::string packet, const member* known);
+    void raw_send(const address& to, std::string packet, uint8_t pmax);  // pmax 0: unknown peer
     void push_pull_with(const address& to, bool join, std::function<void(bool)> done);
     std::string local_push_pull(bool join);
     std::string self_vsn() const;
@@ -245,10 +270,24 @@ private:
     duration scaled(duration d) const { return d * (awareness_ + 1); }
     size_t packet_overhead() const;
     int transmit_limit() const;
-    std::vector<const member*> random_nodes(int k, const std::function<bool(const member&)>& skip);
-    void notify(std::function<void(const member&)>& fn, const member& m) {
-        if (fn) fn(m);
+    std::vector<uint32_t> random_nodes(int k, const std::function<bool(const entry&)>& skip);
+    void notify(std::function<void(const member&)>& fn, uint32_t slot) {
+        if (fn) fn(materialize(entries_[slot]));
     }
+
+    // the member table
+    static std::string_view sv(const detail::pooled* p);
+    static address addr_of(const entry& e);
+    static uint8_t pmax(const entry& e);
+    static bool dead_or_left(const entry& e) { return e.state == node_state::dead || e.state == node_state::left; }
+    static void set_addr(entry& e, const address& a);
+    static member materialize(const entry& e);
+    uint32_t lookup(std::string_view name) const;  // npos when unknown
+    uint32_t insert(std::string_view name);        // a new entry (not yet in order_)
+    void erase_slot(uint32_t slot);                // frees it; the index must be rebuilt after
+    void rebuild_index(size_t capacity);
+    void index_put(uint32_t slot);
+    bool is_self(const entry& e) const { return sv(e.name) == cfg_.name; }
 
     config cfg_;
     transport& t_;
@@ -257,8 +296,11 @@ private:
     std::shared_ptr<bool> alive_token_ = std::make_shared<bool>(true);
     bool running_ = false, leaving_ = false, bootstrapping_ = false;
 
-    std::unordered_map<std::string, member> nodes_;
-    std::vector<std::string> order_;  // probe order
+    std::vector<entry> entries_;
+    std::vector<uint32_t> free_;   // free slots in entries_
+    std::vector<uint32_t> idx_;    // open addressing, power-of-two size; npos = empty
+    std::vector<uint32_t> order_;  // probe order (slots)
+    size_t live_ = 0;
     size_t probe_index_ = 0;
     uint32_t seq_ = 0, incarnation_ = 0;
     int awareness_ = 0;

@@ -99,8 +99,8 @@ TEST(membership_engine, answers_gos_compressed_push_pull_and_tcp_ping) {
     ASSERT_EQ(pp.nodes.size(), 1u);  // our state before merging theirs
     EXPECT_EQ(pp.nodes[0].name, "n0");
     EXPECT_EQ(pp.nodes[0].vsn, unhex("010502000000"));
-    auto* n2 = net.node(0).find("n2");
-    ASSERT_NE(n2, nullptr);
+    auto n2 = net.node(0).find("n2");
+    ASSERT_TRUE(n2.has_value());
     EXPECT_EQ(n2->state, node_state::alive);
     EXPECT_EQ(n2->meta, "m2");
     EXPECT_EQ(n2->addr.port, 7947);
@@ -165,6 +165,6 @@ TEST(membership_engine, mutated_traffic_never_crashes_a_node_and_is_counted) {
     EXPECT_GT(n0.stats().packets_bad + n0.stats().messages_bad, 0u);
     EXPECT_GT(n0.stats().streams_bad, 0u);
     net.run_for(10s);
-    EXPECT_NE(n0.find("n1"), nullptr);
+    EXPECT_TRUE(n0.find("n1").has_value());
     EXPECT_EQ(n0.find("n0")->state, node_state::alive);
 }

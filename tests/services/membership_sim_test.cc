@@ -44,8 +44,8 @@ struct cluster {
     bool all_see_gone(const std::string& name) {
         for (size_t i = 0; i < n(); ++i) {
             if (net.killed(i)) continue;
-            auto* m = net.node(i).find(name);
-            if (m && (m->state == node_state::alive || m->state == node_state::suspect)) return false;
+            auto m = net.node(i).state_of(name);
+            if (m && (*m == node_state::alive || *m == node_state::suspect)) return false;
         }
         return true;
     }

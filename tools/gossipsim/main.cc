@@ -238,11 +238,10 @@ int main(int argc, char** argv) {
                 double t = secs(s.net.now() - t0);
                 for (size_t i = 0; i < n; ++i) {
                     if (s.dead[i] || t_dead[i] >= 0) continue;
-                    const member* m = s.net.node(i).find(name);
-                    if (!m) continue;
-                    if (m->state != node_state::alive && t_suspect[i] < 0) t_suspect[i] = t, sus.push_back(t), ++nsus;
-                    if (m->state == node_state::dead || m->state == node_state::left)
-                        t_dead[i] = t, dd.push_back(t), ++ndead;
+                    auto st = s.net.node(i).state_of(name);
+                    if (!st) continue;
+                    if (*st != node_state::alive && t_suspect[i] < 0) t_suspect[i] = t, sus.push_back(t), ++nsus;
+                    if (*st == node_state::dead || *st == node_state::left) t_dead[i] = t, dd.push_back(t), ++ndead;
                 }
             }
             double ps[3] = {0.5, 0.99, 0.9999};

@@ -142,7 +142,8 @@ engine::task<int> run_node() {
         co_await engine::sleep_for(std::chrono::milliseconds(100));
         if (!sent_user) {
             auto colon = o.send_user.find(':');
-            if (const member* m = node.ml().find(o.send_user.substr(0, colon))) {
+            auto m = node.ml().find(o.send_user.substr(0, colon));  // a local: this is a coroutine
+            if (m) {
                 std::string payload = o.send_user.substr(colon + 1);
                 node.ml().send_user_best_effort(m->addr, payload + "-udp");
                 node.ml().send_user_reliable(m->addr, payload + "-tcp");
