@@ -164,8 +164,11 @@ def graceful_leaves_are_seen_quickly_both_ways():
         g.wait_event("join", "p3")
         p5.wait_event("join", "g4")
         p.proc.wait(timeout=15)  # left and exited after 3 s
-        ev = g.wait_event("leave", "p3", timeout=5)
-        assert ev["up_ms"] < 5500, ev  # Leave() at ~3.5 s of g3's life
+        exited_ms = time.time() * 1000
+        ev = g.wait_event("leave", "p3", timeout=10)
+        # Seen through pharos's dead-self message, not failure detection (which takes >= 4.5 s with the
+        # local profile after the node goes quiet): within 3 s of the exit, however loaded the machine.
+        assert ev["t_ms"] - exited_ms < 3000, (ev, exited_ms)
         ev = p5.wait_event("leave", "g4", timeout=8)
         g4.proc.wait(timeout=15)
         print("graceful leaves: go saw pharos leave at up %d ms; pharos saw go leave" % g.wait_event("leave", "p3")["up_ms"])
