@@ -35,75 +35,67 @@ tags decode_tags(std::string_view meta) {
     return t;
 }
 
-std::string encode_leave(const leave_intent& l) {
-    std::string out(1, char(message_type::leave));
+namespace {
+
+// Serf's messageLeave and messageJoin: the type byte, then a msgpack map of
+// LTime, Node and (leave only) Prune.
+std::string encode_intent(message_type type, uint64_t ltime, const std::string& node, const bool* prune) {
+    std::string out(1, char(type));
     msgpack::writer w(out);
-    w.map(3);
+    w.map(prune ? 3 : 2);
     w.key("LTime");
-    w.uint(l.ltime);
+    w.uint(ltime);
     w.key("Node");
-    w.str(l.node);
-    w.key("Prune");
-    w.boolean(l.prune);
+    w.str(node);
+    if (prune) {
+        w.key("Prune");
+        w.boolean(*prune);
+    }
     return out;
+}
+
+// False unless `msg` is an intent of `type` with a Node; unknown keys are skipped
+// (and Prune where `prune` is null).
+bool decode_intent(std::string_view msg, message_type type, uint64_t& ltime, std::string& node, bool* prune) {
+    if (msg.empty() || uint8_t(msg[0]) != uint8_t(type)) return false;
+    msgpack::reader r(msg.substr(1));
+    uint32_t n = 0;
+    if (!r.map(n)) return false;
+    bool have_node = false;
+    for (uint32_t i = 0; i < n; ++i) {
+        std::string k;
+        if (!r.str(k)) return false;
+        bool ok;
+        if (k == "LTime")
+            ok = r.u64(ltime);
+        else if (k == "Node")
+            ok = have_node = r.str(node);
+        else if (k == "Prune" && prune)
+            ok = r.boolean(*prune);
+        else
+            ok = r.skip();
+        if (!ok) return false;
+    }
+    return have_node;
+}
+
+}  // namespace
+
+std::string encode_leave(const leave_intent& l) {
+    return encode_intent(message_type::leave, l.ltime, l.node, &l.prune);
 }
 
 std::optional<leave_intent> decode_leave(std::string_view msg) {
-    if (msg.empty() || uint8_t(msg[0]) != uint8_t(message_type::leave)) return std::nullopt;
-    msgpack::reader r(msg.substr(1));
-    uint32_t n = 0;
-    if (!r.map(n)) return std::nullopt;
     leave_intent l;
-    bool have_node = false;
-    for (uint32_t i = 0; i < n; ++i) {
-        std::string k;
-        if (!r.str(k)) return std::nullopt;
-        bool ok;
-        if (k == "LTime")
-            ok = r.u64(l.ltime);
-        else if (k == "Node")
-            ok = have_node = r.str(l.node);
-        else if (k == "Prune")
-            ok = r.boolean(l.prune);
-        else
-            ok = r.skip();
-        if (!ok) return std::nullopt;
-    }
-    if (!have_node) return std::nullopt;
+    if (!decode_intent(msg, message_type::leave, l.ltime, l.node, &l.prune)) return std::nullopt;
     return l;
 }
 
-std::string encode_join(const join_intent& j) {
-    std::string out(1, char(message_type::join));
-    msgpack::writer w(out);
-    w.map(2);
-    w.key("LTime");
-    w.uint(j.ltime);
-    w.key("Node");
-    w.str(j.node);
-    return out;
-}
+std::string encode_join(const join_intent& j) { return encode_intent(message_type::join, j.ltime, j.node, nullptr); }
 
 std::optional<join_intent> decode_join(std::string_view msg) {
-    if (msg.empty() || uint8_t(msg[0]) != uint8_t(message_type::join)) return std::nullopt;
-    msgpack::reader r(msg.substr(1));
-    uint32_t n = 0;
-    if (!r.map(n)) return std::nullopt;
     join_intent j;
-    bool have_node = false;
-    for (uint32_t i = 0; i < n; ++i) {
-        std::string k;
-        if (!r.str(k)) return std::nullopt;
-        bool ok;
-        if (k == "LTime")
-            ok = r.u64(j.ltime);
-        else if (k == "Node")
-            ok = have_node = r.str(j.node);
-        else
-            ok = r.skip();
-        if (!ok) return std::nullopt;
-    }
-    if (!have_node) return std::nullopt;
+    if (!decode_intent(msg, message_type::join, j.ltime, j.node, nullptr)) return std::nullopt;
     return j;
 }
 
