@@ -41,6 +41,16 @@ member_status status_of(membership::node_state s) {
     }
 }
 
+// The serfHealth check of a member's node.
+catalog::check serf_health(std::string status, std::string output) {
+    catalog::check c;
+    c.check_id = serf_check_id;
+    c.name = "Serf Health Status";
+    c.status = std::move(status);
+    c.output = std::move(output);
+    return c;
+}
+
 void fill(serf_member& s, const membership::member& m) {
     s.name = m.name;
     s.addr = ip_text(m.addr.ip);
@@ -182,12 +192,7 @@ std::vector<state::command> reconcile(const catalog::store& cat, const std::map<
                     r.n.meta = n->meta;
                 }
             }
-            catalog::check c;
-            c.check_id = serf_check_id;
-            c.name = "Serf Health Status";
-            c.status = "passing";
-            c.output = serf_alive_output;
-            r.checks.push_back(c);
+            r.checks.push_back(serf_health("passing", serf_alive_output));
             if (server) {
                 catalog::service s;
                 s.id = "consul";
@@ -213,12 +218,7 @@ std::vector<state::command> reconcile(const catalog::store& cat, const std::map<
                 catalog::register_request r;
                 r.n = *n;
                 r.skip_node_update = true;
-                catalog::check c;
-                c.check_id = serf_check_id;
-                c.name = "Serf Health Status";
-                c.status = "critical";
-                c.output = serf_failed_output;
-                r.checks.push_back(c);
+                r.checks.push_back(serf_health("critical", serf_failed_output));
                 out.push_back(std::move(r));
             }
         } else if (m.status == member_status::left) {
