@@ -12,7 +12,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "buffer.hh"
@@ -144,7 +146,10 @@ std::unique_ptr<backend> make_backend(backend_kind kind, completion_sink* sink, 
 std::unique_ptr<backend> make_uring_backend(completion_sink* sink, buffer_pool_config cfg, std::string* why_not);
 std::unique_ptr<backend> make_epoll_backend(completion_sink* sink, buffer_pool_config cfg);
 
-// The backend named by PHAROS_BACKEND ("epoll", "io_uring"/"uring", else automatic).
+// "auto", "io_uring" (or "uring"), "epoll"; nullopt for anything else.
+std::optional<backend_kind> parse_backend(std::string_view name);
+
+// The backend named by PHAROS_BACKEND (as parse_backend; unset or unknown: automatic).
 backend_kind backend_from_env();
 
 }  // namespace pharos::engine

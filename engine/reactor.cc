@@ -336,12 +336,16 @@ std::unique_ptr<backend> make_backend(backend_kind kind, completion_sink* sink, 
     return make_epoll_backend(sink, cfg);
 }
 
+std::optional<backend_kind> parse_backend(std::string_view name) {
+    if (name == "auto") return backend_kind::automatic;
+    if (name == "io_uring" || name == "uring") return backend_kind::io_uring;
+    if (name == "epoll") return backend_kind::epoll;
+    return std::nullopt;
+}
+
 backend_kind backend_from_env() {
     const char* v = std::getenv("PHAROS_BACKEND");
-    if (!v) return backend_kind::automatic;
-    if (!std::strcmp(v, "epoll")) return backend_kind::epoll;
-    if (!std::strcmp(v, "io_uring") || !std::strcmp(v, "uring")) return backend_kind::io_uring;
-    return backend_kind::automatic;
+    return v ? parse_backend(v).value_or(backend_kind::automatic) : backend_kind::automatic;
 }
 
 }  // namespace pharos::engine

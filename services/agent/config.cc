@@ -865,14 +865,9 @@ void apply_flag(config& c, const parsed_flag& f) {
         if (!p || *p < 0 || *p > 256) bad("expected 0 (one per core) to 256");
         c.shards = unsigned(*p);
     } else if (n == "backend") {
-        if (v == "auto")
-            c.backend = engine::backend_kind::automatic;
-        else if (v == "io_uring" || v == "uring")
-            c.backend = engine::backend_kind::io_uring;
-        else if (v == "epoll")
-            c.backend = engine::backend_kind::epoll;
-        else
-            bad("expected auto, io_uring or epoll");
+        auto k = engine::parse_backend(v);
+        if (!k) bad("expected auto, io_uring or epoll");
+        c.backend = *k;
     }
     // Anything else is accepted and has no effect yet (log-file, syslog, segment, ...).
 }

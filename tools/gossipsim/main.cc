@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "services/membership/sim.hh"
+#include "tools/common/flags.hh"
 
 using namespace pharos;
 using namespace pharos::membership;
@@ -91,45 +92,25 @@ size_t victim_index(const std::string& name) { return std::stoul(name.substr(1))
 }  // namespace
 
 int main(int argc, char** argv) {
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        auto val = [&]() -> std::string {
-            if (i + 1 >= argc) {
-                std::fprintf(stderr, "%s needs a value\n", a.c_str());
-                std::exit(2);
-            }
-            return argv[++i];
-        };
-        if (a == "-nodes")
-            o.nodes = std::stoul(val());
-        else if (a == "-seed")
-            o.seed = std::stoull(val());
-        else if (a == "-kills")
-            o.kills = std::stoi(val());
-        else if (a == "-loss")
-            o.loss = std::stod(val());
-        else if (a == "-loss-seconds")
-            o.loss_seconds = std::stoi(val());
-        else if (a == "-tcp-pings")
-            o.tcp_pings = val() == "on";
-        else if (a == "-compression")
-            o.compression = val() == "on";
-        else if (a == "-phases")
-            o.phases = val();
-        else {
-            std::fprintf(stderr,
-                         "usage: %s [-nodes N] [-seed S] [-kills K] [-loss P] [-loss-seconds T] "
-                         "[-tcp-pings on|off] [-compression on|off] [-phases steady,kill,loss,heal]\n",
-                         argv[0]);
-            return 2;
-        }
-    }
+    tools::flag_set f("pharos-gossip-sim", "N memberlist nodes on the seeded simulated network, in virtual time.");
+    auto on_off = [&f](const char* name, bool& dst, const char* help) {
+        f.custom(name, "on|off", help, dst ? "on" : "off", [&dst](std::string_view v) {
+            if (v != "on" && v != "off") return false;
+            dst = v == "on";
+            return true;
+        });
+    };
+    f.number("nodes", o.nodes, "members", size_t(3), size_t(1) << 24);
+    f.number("seed", o.seed, "seed of the simulated network");
+    f.number("kills", o.kills, "nodes killed in the kill phase", 0, 1 << 24);
+    f.number("loss", o.loss, "packet loss in the loss phase (0..1)", 0.0, 1.0);
+    f.number("loss-seconds", o.loss_seconds, "length of the loss phase (virtual seconds)", 0, 1 << 24);
+    on_off("tcp-pings", o.tcp_pings, "TCP fallback pings");
+    on_off("compression", o.compression, "LZW compression");
+    f.string("phases", o.phases, "comma-separated: steady, kill, loss, heal");
+    f.parse(argc, argv);
     auto has = [](const char* p) { return o.phases.find(p) != std::string::npos; };
     const size_t n = o.nodes;
-    if (n < 3 || n > (1u << 24)) {
-        std::fprintf(stderr, "-nodes must be 3..16M\n");
-        return 2;
-    }
 
     // --- build and bootstrap ---
     double w0 = wall();

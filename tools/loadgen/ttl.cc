@@ -38,6 +38,7 @@
 #include "engine/net.hh"
 #include "engine/smp.hh"
 #include "protocols/json/duration.hh"
+#include "tools/common/flags.hh"
 
 using namespace pharos;
 using namespace pharos::engine;
@@ -57,21 +58,6 @@ struct options {
     unsigned shards = 1;
     backend_kind backend = backend_kind::automatic;
 };
-
-[[noreturn]] void usage_error(const std::string& why) {
-    std::fprintf(stderr,
-                 "pharos-ttl: %s\n"
-                 "usage: pharos-ttl [-addr IP:PORT] [-n N] [-prefix P] [-period DUR] [-duration DUR] [-conns C]\n"
-                 "                  [-per-source K] [-note TEXT] [-late DUR] [-shards S] [-backend auto|io_uring|epoll]\n",
-                 why.c_str());
-    std::exit(2);
-}
-
-clock::duration parse_duration(const std::string& s) {
-    auto d = json::parse_go_duration(s);
-    if (!d || d->count() <= 0) usage_error("bad duration (a positive Go duration, e.g. 1s, 500ms): " + s);
-    return *d;
-}
 
 // What one shard measured.
 struct report {
@@ -234,61 +220,31 @@ task<int> run(plan p) {
     co_return (non2xx == 0 && all.errors == 0 && all.answered == all.sent) ? 0 : 1;
 }
 
-unsigned parse_uint(const std::string& name, const std::string& v) {
-    char* end = nullptr;
-    unsigned long n = std::strtoul(v.c_str(), &end, 10);
-    if (v.empty() || *end || n > 10000000) usage_error("invalid -" + name + ": " + v);
-    return unsigned(n);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
     options o;
+    tools::flag_set f("pharos-ttl", "Keeps N TTL checks alive at a steady rate (see the header of tools/loadgen/ttl.cc).");
+    f.string("addr", o.addr, "agent HTTP address IP:PORT");
+    f.number("n", o.n, "TTL checks", 1u, 10000000u);
+    f.string("prefix", o.prefix, "check IDs are <prefix><i>");
+    f.duration("period", o.period, "each check is passed once per period");
+    f.duration("duration", o.duration, "how long to run");
+    f.number("conns", o.conns, "keep-alive connections", 1u, 10000000u);
+    f.number("per-source", o.per_source, "connections per source address 127.0.0.x", 1u, 10000000u);
+    f.string("note", o.note, "the ?note= of each pass");
+    f.duration("late", o.late, "a send starting later than this after its due time counts as late");
+    f.number("shards", o.shards, "engine shards", 1u, 256u);
+    f.backend("backend", o.backend);
+    f.parse(argc, argv);
+    auto usage_error = [&f](const std::string& why) { f.fail(why); };
     try {
-        for (int i = 1; i < argc; ++i) {
-            std::string a = argv[i];
-            if (a.rfind("--", 0) == 0) a = a.substr(1);
-            if (a.size() < 2 || a[0] != '-') usage_error("unexpected argument: " + a);
-            a = a.substr(1);
-            std::string v;
-            if (auto eq = a.find('='); eq != std::string::npos) {
-                v = a.substr(eq + 1);
-                a = a.substr(0, eq);
-            } else {
-                if (a == "h" || a == "help") usage_error("help");
-                if (i + 1 >= argc) usage_error("-" + a + " needs a value");
-                v = argv[++i];
-            }
-            if (a == "addr") o.addr = v;
-            else if (a == "n") o.n = parse_uint(a, v);
-            else if (a == "prefix") o.prefix = v;
-            else if (a == "period") o.period = parse_duration(v);
-            else if (a == "duration") o.duration = parse_duration(v);
-            else if (a == "conns") o.conns = std::max(1u, parse_uint(a, v));
-            else if (a == "note") o.note = v;
-            else if (a == "per-source") o.per_source = std::max(1u, parse_uint(a, v));
-            else if (a == "late") o.late = parse_duration(v);
-            else if (a == "shards") o.shards = std::max(1u, parse_uint(a, v));
-            else if (a == "backend") {
-                if (v == "auto") o.backend = backend_kind::automatic;
-                else if (v == "io_uring" || v == "uring") o.backend = backend_kind::io_uring;
-                else if (v == "epoll") o.backend = backend_kind::epoll;
-                else usage_error("bad -backend: " + v);
-            } else usage_error("unknown flag -" + a);
-        }
-        if (o.n == 0) usage_error("-n must be at least 1");
+        if (o.period.count() == 0 || o.duration.count() == 0) usage_error("-period and -duration must be positive");
         if ((o.conns + o.per_source - 1) / o.per_source > 254) usage_error("-conns / -per-source: at most 254 sources");
         plan p;
         p.opt = o;
-        std::string a = o.addr;
-        if (a.rfind("http://", 0) == 0) a = a.substr(7);
-        auto colon = a.rfind(':');
-        if (colon == std::string::npos) usage_error("-addr needs IP:PORT: " + a);
-        std::string host = a.substr(0, colon);
-        if (host == "localhost") host = "127.0.0.1";
-        auto to = socket_address::parse(host, uint16_t(std::stoul(a.substr(colon + 1))));
-        if (!to) usage_error("bad -addr: " + o.addr);
+        auto to = tools::parse_ip_port(o.addr);
+        if (!to) usage_error("bad -addr (IP:PORT): " + o.addr);
         p.to = *to;
         smp_config cfg;
         cfg.shards = o.shards;

@@ -45,6 +45,7 @@
 #include "engine/smp.hh"
 #include "protocols/http/client.hh"
 #include "protocols/json/duration.hh"
+#include "tools/common/flags.hh"
 
 using namespace pharos;
 using namespace pharos::engine;
@@ -66,36 +67,6 @@ struct options {
     std::string on_blocked;
     backend_kind backend = backend_kind::automatic;
 };
-
-[[noreturn]] void usage_error(const std::string& why) {
-    std::fprintf(
-        stderr,
-        "pharos-watchers: %s\n"
-        "usage: pharos-watchers [-addr IP:PORT] [-n N] [-sources K] [-prefix P] [-wait DUR] [-shards S]\n"
-        "                       [-settle DUR] [-timeout DUR] [-concurrency C] [-on-blocked CMD] [-linger DUR]\n"
-        "                       [-agent-pid PID]\n"
-        "                       [-backend auto|io_uring|epoll]\n",
-        why.c_str());
-    std::exit(2);
-}
-
-// Go-style durations: "300ms", "5s", "1m30s", "2h".
-clock::duration parse_duration(const std::string& s) {
-    auto d = json::parse_go_duration(s);
-    if (!d) throw std::runtime_error("bad duration: " + s);
-    return *d;
-}
-
-socket_address parse_addr(std::string a) {
-    if (a.rfind("http://", 0) == 0) a = a.substr(7);
-    auto colon = a.rfind(':');
-    if (colon == std::string::npos) usage_error("-addr needs IP:PORT: " + a);
-    std::string host = a.substr(0, colon);
-    if (host == "localhost") host = "127.0.0.1";
-    auto r = socket_address::parse(host, uint16_t(std::stoul(a.substr(colon + 1))));
-    if (!r) usage_error("bad -addr: " + a);
-    return *r;
-}
 
 // What happened to one watcher.
 enum class outcome : uint8_t {
@@ -552,77 +523,41 @@ unsigned ephemeral_ports() {
     return hi >= lo ? hi - lo + 1 : 28232;
 }
 
-unsigned parse_uint(const std::string& name, const std::string& v) {
-    char* end = nullptr;
-    unsigned long n = std::strtoul(v.c_str(), &end, 10);
-    if (v.empty() || *end || n > 100000000) usage_error("invalid -" + name + ": " + v);
-    return unsigned(n);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
     options o;
+    tools::flag_set f("pharos-watchers", "N blocking queries on one KV prefix, then one write (see the header of "
+                                         "tools/loadgen/watchers.cc).");
+    f.string("addr", o.addr, "agent HTTP address IP:PORT");
+    f.number("n", o.n, "watchers", 1u, 100000000u);
+    f.number("sources", o.sources, "source addresses 127.0.0.1..K (0: enough for the ephemeral port range)", 0u, 254u);
+    f.string("prefix", o.prefix, "KV prefix watched");
+    f.custom("wait", "DUR", "the ?wait= of each blocking query (at most 10m)", o.wait, [&o](std::string_view v) {
+        if (!json::parse_go_duration(v)) return false;
+        o.wait = std::string(v);
+        return true;
+    });
+    f.number("shards", o.shards, "engine shards", 1u, 256u);
+    f.duration("settle", o.settle, "no answer for this long after the last send: all are blocked");
+    f.duration("timeout", o.timeout, "how long after the PUT's answer to wait for every watcher");
+    f.number("concurrency", o.concurrency, "connects in flight, all shards", 1u, 100000000u);
+    f.string("on-blocked", o.on_blocked, "a command (/bin/sh) to run once all are blocked");
+    f.duration("linger", o.linger, "connections stay open this long at the end");
+    f.number("agent-pid", o.agent_pid, "report this process's CPU time for the wake", 0, std::numeric_limits<int>::max());
+    f.backend("backend", o.backend);
+    f.parse(argc, argv);
+    auto usage_error = [&f](const std::string& why) { f.fail(why); };
     try {
-        for (int i = 1; i < argc; ++i) {
-            std::string a = argv[i];
-            if (a.rfind("--", 0) == 0) a = a.substr(1);
-            if (a.empty() || a[0] != '-') usage_error("unexpected argument: " + a);
-            a = a.substr(1);
-            std::string v;
-            if (auto eq = a.find('='); eq != std::string::npos) {
-                v = a.substr(eq + 1);
-                a = a.substr(0, eq);
-            } else {
-                if (a == "h" || a == "help") usage_error("help");
-                if (i + 1 >= argc) usage_error("-" + a + " needs a value");
-                v = argv[++i];
-            }
-            if (a == "addr")
-                o.addr = v;
-            else if (a == "n")
-                o.n = parse_uint(a, v);
-            else if (a == "sources")
-                o.sources = parse_uint(a, v);
-            else if (a == "prefix")
-                o.prefix = v;
-            else if (a == "wait")
-                o.wait = v;
-            else if (a == "shards")
-                o.shards = parse_uint(a, v);
-            else if (a == "settle")
-                o.settle = parse_duration(v);
-            else if (a == "timeout")
-                o.timeout = parse_duration(v);
-            else if (a == "concurrency")
-                o.concurrency = std::max(1u, parse_uint(a, v));
-            else if (a == "on-blocked")
-                o.on_blocked = v;
-            else if (a == "linger")
-                o.linger = parse_duration(v);
-            else if (a == "agent-pid")
-                o.agent_pid = int(parse_uint(a, v));
-            else if (a == "backend") {
-                if (v == "auto")
-                    o.backend = backend_kind::automatic;
-                else if (v == "io_uring" || v == "uring")
-                    o.backend = backend_kind::io_uring;
-                else if (v == "epoll")
-                    o.backend = backend_kind::epoll;
-                else
-                    usage_error("bad -backend: " + v);
-            } else
-                usage_error("unknown flag -" + a);
-        }
-        if (o.n == 0) usage_error("-n must be at least 1");
-        if (o.shards == 0) usage_error("-shards must be at least 1");
         while (!o.prefix.empty() && o.prefix.front() == '/') o.prefix.erase(0, 1);
         while (!o.prefix.empty() && o.prefix.back() == '/') o.prefix.pop_back();
         if (o.prefix.empty()) usage_error("-prefix must not be empty");
 
         plan p;
-        p.to = parse_addr(o.addr);
-        clock::duration wait = parse_duration(o.wait);
+        auto to = tools::parse_ip_port(o.addr);
+        if (!to) usage_error("bad -addr (IP:PORT): " + o.addr);
+        p.to = *to;
+        clock::duration wait = *json::parse_go_duration(o.wait);
         if (wait.count() == 0 || wait > std::chrono::minutes(10)) wait = std::chrono::minutes(10);
         p.read_limit = wait + wait / 16 + std::chrono::seconds(30);
 
@@ -632,7 +567,7 @@ int main(int argc, char** argv) {
         // four: 3 s), so by default each address carries at most 5,000.
         unsigned per_source = std::max(1u, std::min(5000u, ephemeral_ports() * 9 / 10));
         if (o.sources == 0) o.sources = (o.n + per_source - 1) / per_source;
-        if (o.sources > 254) usage_error("-sources at most 254 (127.0.0.1..127.0.0.254)");
+        if (o.sources > 254) usage_error("-n needs more than 254 source addresses (127.0.0.1..127.0.0.254)");
         if ((o.n + o.sources - 1) / o.sources > ephemeral_ports())
             usage_error(std::to_string(o.n) + " watchers over " + std::to_string(o.sources) +
                         " source addresses exceed the " + std::to_string(ephemeral_ports()) +

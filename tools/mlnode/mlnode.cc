@@ -13,6 +13,7 @@
 #include "engine/reactor.hh"
 #include "engine/smp.hh"
 #include "services/membership/net_node.hh"
+#include "tools/common/flags.hh"
 
 using namespace pharos;
 using namespace pharos::membership;
@@ -175,28 +176,20 @@ engine::task<int> run_node() {
 }  // namespace
 
 int main(int argc, char** argv) {
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-        if (a == "-name") o.name = next();
-        else if (a == "-bind") o.bind = next();
-        else if (a == "-port") o.port = std::stoi(next());
-        else if (a == "-join") o.join = next();
-        else if (a == "-duration") o.duration = std::stoi(next());
-        else if (a == "-profile") o.profile = next();
-        else if (a == "-meta") o.meta = next();
-        else if (a == "-state") o.state = next();
-        else if (a == "-key") o.key_b64 = next();
-        else if (a == "-send-user") o.send_user = next();
-        else if (a == "-leave") o.leave = true;
-        else if (a == "-quiet-members") o.quiet = true;
-        else {
-            std::fprintf(stderr, "usage: pharos-mlnode -name N [-bind IP] [-port P] [-join h:p,...] [-duration S]\n"
-                                 "  [-profile lan|local|wan] [-meta M] [-state S] [-key BASE64] [-send-user name:payload]\n"
-                                 "  [-leave] [-quiet-members]\n");
-            return 2;
-        }
-    }
+    tools::flag_set f("pharos-mlnode", "One memberlist node on its own, for interop with Go's memberlist.");
+    f.string("name", o.name, "node name");
+    f.string("bind", o.bind, "address to bind");
+    f.number("port", o.port, "gossip port (UDP and TCP)", 0, 65535);
+    f.string("join", o.join, "comma-separated host:port list to join");
+    f.number("duration", o.duration, "seconds to run", 0, 1000000);
+    f.string("profile", o.profile, "lan, local or wan (memberlist's default configurations)");
+    f.string("meta", o.meta, "node metadata");
+    f.string("state", o.state, "push/pull user state");
+    f.string("key", o.key_b64, "gossip encryption key (base64)");
+    f.string("send-user", o.send_user, "name:payload: send a user message to that member once it is known");
+    f.boolean("leave", o.leave, "leave gracefully at the end");
+    f.boolean("quiet-members", o.quiet, "do not print the member list every second");
+    f.parse(argc, argv);
     engine::smp_config cfg;
     cfg.shards = 1;
     cfg.pin = false;

@@ -81,11 +81,10 @@ unsigned parse_uint(const std::string& name, const std::string& v, unsigned max)
     return unsigned(n);
 }
 
-backend_kind parse_backend(const std::string& v) {
-    if (v == "auto") return backend_kind::automatic;
-    if (v == "io_uring" || v == "uring") return backend_kind::io_uring;
-    if (v == "epoll") return backend_kind::epoll;
-    throw std::runtime_error("invalid -backend: " + v + " (auto, io_uring or epoll)");
+backend_kind backend_flag(const std::string& v) {
+    auto k = engine::parse_backend(v);
+    if (!k) throw std::runtime_error("invalid -backend: " + v + " (auto, io_uring or epoll)");
+    return *k;
 }
 
 task<http::response> fixed_ok(http::request&) { co_return http::response::json("{\"ok\":true}"); }
@@ -143,7 +142,7 @@ int cmd_hello(int argc, char** argv) {
         else if (name == "http-port")
             port = uint16_t(parse_uint(name, value, 65535));
         else if (name == "backend")
-            cfg.reactor.backend = parse_backend(value);
+            cfg.reactor.backend = backend_flag(value);
         else if (name == "http")
             full_http = value == "true" || value == "1";
         else

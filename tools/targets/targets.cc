@@ -38,6 +38,7 @@
 #include "engine/signals.hh"
 #include "engine/smp.hh"
 #include "protocols/json/duration.hh"
+#include "tools/common/flags.hh"
 
 using namespace pharos;
 using namespace pharos::engine;
@@ -295,48 +296,18 @@ task<int> run(options o) {
 
 int main(int argc, char** argv) {
     options o;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        auto next = [&]() -> std::string {
-            if (i + 1 >= argc) {
-                std::fprintf(stderr, "pharos-targets: %s needs a value\n", a.c_str());
-                std::exit(2);
-            }
-            return argv[++i];
-        };
-        auto dur = [&](const std::string& v) {
-            auto d = json::parse_go_duration(v);
-            if (!d) {
-                std::fprintf(stderr, "pharos-targets: bad duration %s\n", v.c_str());
-                std::exit(2);
-            }
-            return clock::duration(*d);
-        };
-        if (a == "-addr") o.addr = next();
-        else if (a == "-port") o.port = uint16_t(std::atoi(next().c_str()));
-        else if (a == "-ports") o.ports = unsigned(std::atoi(next().c_str()));
-        else if (a == "-n") o.n = unsigned(std::atoi(next().c_str()));
-        else if (a == "-shards") o.shards = unsigned(std::atoi(next().c_str()));
-        else if (a == "-delay") o.delay = dur(next());
-        else if (a == "-period") o.period = dur(next());
-        else if (a == "-mode") {
-            if (!parse_mode(next(), o.initial)) {
-                std::fprintf(stderr, "pharos-targets: bad -mode\n");
-                return 2;
-            }
-        } else if (a == "-backend") {
-            std::string b = next();
-            o.backend = b == "epoll" ? backend_kind::epoll : b == "io_uring" ? backend_kind::io_uring : backend_kind::automatic;
-        } else {
-            std::fprintf(stderr, "usage: pharos-targets [-addr A] [-port P] [-ports K] [-n N] [-shards S] [-mode M] "
-                                 "[-delay D] [-period P] [-backend B]\n");
-            return 2;
-        }
-    }
-    if (o.ports == 0 || o.n == 0 || o.shards == 0) {
-        std::fprintf(stderr, "pharos-targets: -ports, -n and -shards must be positive\n");
-        return 2;
-    }
+    tools::flag_set f("pharos-targets", "N HTTP and TCP health-check targets on loopback (see the header of tools/targets/targets.cc).");
+    f.string("addr", o.addr, "address to listen on");
+    f.number("port", o.port, "first port", uint16_t(1), uint16_t(65535));
+    f.number("ports", o.ports, "ports, from -port up", 1u, 65535u);
+    f.number("n", o.n, "targets", 1u, 100000000u);
+    f.number("shards", o.shards, "engine shards", 1u, 256u);
+    f.custom("mode", "M", "every target's behaviour at start: healthy, failing, slow, flapping or dead", "healthy",
+             [&o](std::string_view v) { return parse_mode(std::string(v), o.initial); });
+    f.duration("delay", o.delay, "how long a slow target waits before answering");
+    f.duration("period", o.period, "a flapping target's period");
+    f.backend("backend", o.backend);
+    f.parse(argc, argv);
     // Every open connection holds a descriptor: lift the soft limit to the hard one.
     rlimit rl{};
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
