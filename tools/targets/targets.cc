@@ -298,7 +298,7 @@ int main(int argc, char** argv) {
     options o;
     tools::flag_set f("pharos-targets", "N HTTP and TCP health-check targets on loopback (see the header of tools/targets/targets.cc).");
     f.string("addr", o.addr, "address to listen on");
-    f.number("port", o.port, "first port", uint16_t(1), uint16_t(65535));
+    f.number("port", o.port, "first port (0: any free ports)", uint16_t(0), uint16_t(65535));
     f.number("ports", o.ports, "ports, from -port up", 1u, 65535u);
     f.number("n", o.n, "targets", 1u, 100000000u);
     f.number("shards", o.shards, "engine shards", 1u, 256u);
