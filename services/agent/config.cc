@@ -3,6 +3,7 @@
 #include "services/agent/config.hh"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <simdjson.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -900,7 +901,10 @@ void finish(config& c, std::vector<std::string>& warnings) {
     if (!c.dev && c.data_dir.empty()) fail("data_dir cannot be empty (pass -data-dir, or -dev for an in-memory agent)");
     if (c.node_name.empty()) c.node_name = host_name();
     if (c.node_name.empty()) fail("node_name cannot be empty");
-    if (c.node_id.empty()) c.node_id = random_uuid_v4();
+    if (c.node_id.empty()) {
+        c.node_id = random_uuid_v4();
+        c.node_id_generated = true;
+    }
     c.node_id = lower(c.node_id);
     if (!is_uuid(c.node_id)) fail("node_id \"" + c.node_id + "\" is not a valid UUID");
     if (c.domain.empty()) c.domain = "consul.";
@@ -1013,6 +1017,37 @@ void write_pid_file(const std::string& path) {
 
 void remove_pid_file(const std::string& path) {
     if (!path.empty()) ::unlink(path.c_str());
+}
+
+std::string persist_node_id(const std::string& data_dir, const std::string& fresh) {
+    auto err = [](const std::string& what, const std::string& path) {
+        return std::runtime_error(what + " " + path + ": " + std::strerror(errno));
+    };
+    if (::mkdir(data_dir.c_str(), 0750) < 0 && errno != EEXIST) throw err("cannot create data_dir", data_dir);
+    const std::string path = data_dir + "/node-id";
+    if (FILE* f = std::fopen(path.c_str(), "r")) {
+        char buf[128] = {};
+        size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+        std::fclose(f);
+        std::string id = lower(std::string(buf, n));
+        while (!id.empty() && std::isspace(static_cast<unsigned char>(id.back()))) id.pop_back();
+        while (!id.empty() && std::isspace(static_cast<unsigned char>(id.front()))) id.erase(0, 1);
+        if (!is_uuid(id)) throw std::runtime_error("loaded node ID is not a valid UUID (" + path + "): \"" + id + "\"");
+        return id;
+    }
+    if (errno != ENOENT) throw err("cannot read", path);
+    const std::string tmp = path + ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0) throw err("cannot write", tmp);
+    bool ok = ::write(fd, fresh.data(), fresh.size()) == ssize_t(fresh.size()) && ::fsync(fd) == 0;
+    ::close(fd);
+    if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) throw err("cannot write", path);
+    int dfd = ::open(data_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+    }
+    return fresh;
 }
 
 std::string random_uuid_v4() {

@@ -75,7 +75,8 @@ struct config {
 
     // Identity.
     std::string node_name;           // -node; default: the host name
-    std::string node_id;             // -node-id; default: a random UUID v4 (not persisted yet); lower case
+    std::string node_id;             // -node-id; lower case; default: <data_dir>/node-id (see persist_node_id)
+    bool node_id_generated = false;  // node_id was not configured: finish() made a random UUID v4
     std::string datacenter = "dc1";  // lower-cased, [a-z0-9_-]+ as Consul
     std::string primary_datacenter;  // empty: the same as datacenter
     std::string domain = "consul.";  // -domain / "domain"
@@ -169,5 +170,12 @@ void remove_pid_file(const std::string& path);
 
 // A random RFC 4122 version 4 UUID, lower case.
 std::string random_uuid_v4();
+
+// Consul's node ID persistence: the ID in <data_dir>/node-id if that file
+// exists (lower-cased; a file that is not a UUID fails start), else `fresh`,
+// written there first (temp file, fsync, rename, fsync of the directory), so a
+// restarted agent keeps its ID. Creates data_dir if missing. Blocking file I/O:
+// call before the reactors start. Throws std::runtime_error.
+std::string persist_node_id(const std::string& data_dir, const std::string& fresh);
 
 }  // namespace pharos::agent

@@ -113,8 +113,13 @@ class Durability(unittest.TestCase):
         truth = {}  # key -> value that must be there
         rng = random.Random(4)
         total = 0
+        node_id = None
         for rnd in range(ROUNDS):
             agent.start()
+            # The node ID lives in <data_dir>/node-id: a restarted agent keeps it (as Consul).
+            got_id = agent.get_json("/v1/agent/self")["Config"]["NodeID"]
+            self.assertEqual(got_id, node_id or got_id, "round %d: the node ID changed" % rnd)
+            node_id = got_id
             stop = threading.Event()
             acked, counts = {}, {"acked": 0, "bad": 0}
             inflight = [dict() for _ in range(CLIENTS)]

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 #include <string>
@@ -500,4 +501,29 @@ TEST(agent_config, reconnect_timeout_under_8h_is_refused_except_in_dev) {
     auto r = load({"-dev", "-config-file", f});
     EXPECT_EQ(r.cfg.reconnect_timeout, std::chrono::seconds(10));
     EXPECT_EQ(load({"-dev", "-serf-lan-port", "-1"}).cfg.ports.serf_lan, -1);
+}
+
+TEST(agent_config, node_id_persists_in_data_dir) {
+    char tmpl[] = "/tmp/pharos-nodeid-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    std::string dir = std::string(tmpl) + "/data";  // created by persist_node_id
+    auto first = agent::random_uuid_v4();
+    EXPECT_EQ(agent::persist_node_id(dir, first), first);
+    EXPECT_EQ(agent::persist_node_id(dir, agent::random_uuid_v4()), first);  // a restart keeps it
+    {
+        FILE* f = std::fopen((dir + "/node-id").c_str(), "w");
+        std::fputs("  0B1C2D3E-1111-2222-3333-444455556666\n", f);
+        std::fclose(f);
+    }
+    EXPECT_EQ(agent::persist_node_id(dir, first), "0b1c2d3e-1111-2222-3333-444455556666");
+    {
+        FILE* f = std::fopen((dir + "/node-id").c_str(), "w");
+        std::fputs("not-a-uuid", f);
+        std::fclose(f);
+    }
+    EXPECT_THROW(agent::persist_node_id(dir, first), std::runtime_error);
+    std::filesystem::remove_all(tmpl);
+    // A configured ID is not marked generated; a missing one is.
+    EXPECT_FALSE(load({"-dev", "-node-id", "0b1c2d3e-1111-2222-3333-444455556666"}).cfg.node_id_generated);
+    EXPECT_TRUE(load({"-dev"}).cfg.node_id_generated);
 }

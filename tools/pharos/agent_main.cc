@@ -297,6 +297,14 @@ int run_agent(agent::config config, const std::vector<std::string>& warnings) {
         log(log_level::error, "the HTTP API cannot be disabled yet (ports.http = %d)", cfg.ports.http);
         return 1;
     }
+    if (cfg.node_id_generated && !cfg.dev) {
+        try {
+            args->cfg.node_id = agent::persist_node_id(cfg.data_dir, cfg.node_id);
+        } catch (const std::exception& e) {
+            log(log_level::error, "%s", e.what());
+            return 1;
+        }
+    }
     agent_args& a = *args;
     a.hc.addr = agent::http_addr(cfg);
     a.hc.port = uint16_t(cfg.ports.http);
