@@ -411,30 +411,53 @@ task<probe_result> http_plain(std::shared_ptr<const http_target> t, size_t max_o
             return prefix() + "dial tcp " + t->addr_text + ": connect: " + errno_text(err);
         return prefix() + what + " tcp " + t->addr_text + ": " + errno_text(err);
     };
-    int fd = ::socket(t->addr.family(), SOCK_STREAM | SOCK_CLOEXEC | (r.io().wants_nonblocking() ? SOCK_NONBLOCK : 0), 0);
+    // Non-blocking connect in the call: on loopback (and whenever the answer
+    // is already there) the handshake has finished when connect returns
+    // EINPROGRESS (the SYN-ACK is processed as the call releases the socket),
+    // so the request is sent straight away, which saves a reactor operation
+    // for the connect and a buffer copy for the send. A send that finds the
+    // handshake still going (EAGAIN) waits for writability through the
+    // reactor, then reads the connect's result (SO_ERROR). A send error before
+    // the connection is known to be up is the connect's error (the send
+    // returns, and clears, the socket's pending error: refused, unreachable).
+    int fd = ::socket(t->addr.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
         res.output = prefix() + "dial tcp " + t->addr_text + ": socket: " + errno_text(-errno);
         co_return res;
     }
-    int rc = co_await raw_op(op_kind::connect, fd, &t->addr, nullptr);
-    if (rc < 0) {
+    bool connected = ::connect(fd, t->addr.sa(), t->addr.len) == 0;
+    if (!connected && errno != EINPROGRESS) {
+        int e = errno;
         r.close_fd(fd);
-        res.output = failed(rc, "connect");
+        res.output = failed(-e, "connect");
         co_return res;
     }
-    // The request is sent straight away: a fresh loopback or LAN connection has
-    // room for it, which saves an operation and a buffer copy; the rest (if the
-    // kernel took only part) goes through the reactor.
     size_t off = 0;
-    {
+    int rc = 0;
+    for (;;) {
         ssize_t n = ::send(fd, t->request.data(), t->request.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n > 0) off = size_t(n);
-        else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-            int e = errno;
-            r.close_fd(fd);
-            res.output = failed(-e, "write");
-            co_return res;
+        if (n >= 0) {
+            off = size_t(n);
+            break;
         }
+        int e = errno;
+        if ((e == EAGAIN || e == EWOULDBLOCK) && !connected) {
+            rc = co_await raw_op(op_kind::poll_out, fd, nullptr, nullptr);
+            int err = 0;
+            socklen_t len = sizeof err;
+            if (rc >= 0 && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+            if (rc < 0 || err != 0) {
+                r.close_fd(fd);
+                res.output = failed(rc < 0 ? rc : -err, "connect");
+                co_return res;
+            }
+            connected = true;
+            continue;
+        }
+        if (e == EAGAIN || e == EWOULDBLOCK) break;  // no room yet: the rest goes through the reactor
+        r.close_fd(fd);
+        res.output = failed(-e, connected ? "write" : "connect");
+        co_return res;
     }
     while (off < t->request.size()) {
         buffer rest = buffer::copy_of(std::string_view(t->request).substr(off));
