@@ -1,9 +1,15 @@
 // Each probe type once against in-process targets on 127.0.0.1 (real clock,
 // short deadlines): Consul's status mapping and output text for HTTP (2xx,
 // 429, 5xx, chunked and capped bodies, headers sent), TCP and UDP, and scripts
-// (exit codes, captured output, timeouts that kill the process group).
+// (exit codes, captured output, timeouts that kill the process group); how an
+// HTTP probe closes (RST only after the target's EOF) and a connect that does
+// not finish at once.
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <thread>
 
 #include "engine/net.hh"
 #include "protocols/http/server.hh"
@@ -144,6 +150,109 @@ PHAROS_CORO_TEST(health_probe, http_reads_chunked_and_close_delimited_bodies) {
     };
     both.push_back(client(port));
     co_await when_all(std::move(both));
+}
+
+namespace {
+// A blocking loopback listener served by a thread: one connection per entry of
+// `replies`; after sending it (and half-closing when `shut[i]`), it reads once
+// and records what ended the connection: 0 for the probe's FIN, ECONNRESET for
+// its RST.
+struct raw_target {
+    int lfd = -1;
+    uint16_t port = 0;
+    std::vector<int> ended;
+    std::thread th;
+    void start(std::vector<std::string> replies, std::vector<bool> shut) {
+        lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+        ::listen(lfd, 4);
+        socklen_t len = sizeof a;
+        ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+        port = ntohs(a.sin_port);
+        ended.assign(replies.size(), -1);
+        th = std::thread([this, replies, shut] {
+            for (size_t i = 0; i < replies.size(); ++i) {
+                int c = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+                if (c < 0) return;
+                timeval tv{5, 0};
+                ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+                std::string in;
+                char b[4096];
+                while (in.find("\r\n\r\n") == std::string::npos) {
+                    ssize_t n = ::recv(c, b, sizeof b, 0);
+                    if (n <= 0) break;
+                    in.append(b, size_t(n));
+                }
+                ::send(c, replies[i].data(), replies[i].size(), MSG_NOSIGNAL);
+                if (shut[i]) ::shutdown(c, SHUT_WR);
+                ssize_t n = ::recv(c, b, sizeof b, 0);
+                ended[i] = n == 0 ? 0 : n < 0 ? errno : -2;
+                ::close(c);
+            }
+        });
+    }
+    void join() {
+        if (th.joinable()) th.join();
+        ::close(lfd);
+    }
+};
+}  // namespace
+
+// The probe closes with RST only once it has read the target's EOF (close-
+// delimited body, target half-closed first); a target that answers with a
+// Content-Length and keeps the connection open gets a normal FIN, as from
+// Consul, and so does one whose reply cannot be parsed.
+PHAROS_CORO_TEST(health_probe, http_closes_with_rst_only_after_the_targets_eof) {
+    raw_target t;
+    std::vector<std::string> replies;
+    replies.push_back("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    replies.push_back("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbye");
+    replies.push_back("junk\r\n\r\n");
+    std::vector<bool> shut;
+    shut.push_back(false);
+    shut.push_back(true);
+    shut.push_back(false);
+    t.start(replies, shut);
+    std::string base = "http://127.0.0.1:" + std::to_string(t.port);
+    auto r = co_await get(t.port, "/");
+    EXPECT_EQ(r.output, "HTTP GET " + base + "/: 200 OK Output: ok");
+    r = co_await get(t.port, "/");
+    EXPECT_EQ(r.output, "HTTP GET " + base + "/: 200 OK Output: bye");
+    r = co_await get(t.port, "/");
+    EXPECT_EQ(r.st, status::critical);
+    t.join();
+    EXPECT_EQ(t.ended[0], 0);           // FIN: the target had not closed
+    EXPECT_EQ(t.ended[1], ECONNRESET);  // RST: its EOF was read
+    EXPECT_EQ(t.ended[2], 0);           // FIN: an error, no EOF
+}
+
+// A connect the kernel cannot finish at once (the listener's accept queue is
+// full, so its SYN is dropped) waits through the reactor until the deadline.
+PHAROS_CORO_TEST(health_probe, http_connect_still_in_progress_times_out) {
+    int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::listen(lfd, 0);
+    socklen_t len = sizeof a;
+    ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+    std::vector<int> fillers;  // never accepted: the queue stays full
+    for (int i = 0; i < 2; ++i) {
+        int f = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        ::connect(f, reinterpret_cast<sockaddr*>(&a), sizeof a);
+        fillers.push_back(f);
+    }
+    uint16_t port = ntohs(a.sin_port);
+    auto r = co_await get(port, "/", 4096, "", 300ms);
+    EXPECT_EQ(r.st, status::critical);
+    EXPECT_EQ(r.output, "Get \"http://127.0.0.1:" + std::to_string(port) +
+                            "/\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)");
+    for (int f : fillers) ::close(f);
+    ::close(lfd);
 }
 
 PHAROS_CORO_TEST(health_probe, tcp_and_udp_connects) {
