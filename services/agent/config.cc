@@ -250,6 +250,37 @@ struct file_reader {
         }
     }
 
+    void gossip(const std::string& name, element e, gossip_tuning& t) {
+        for (auto f : object(name, e)) {
+            std::string k(f.key), key = name + "." + k;
+            if (f.value.is_null()) continue;
+            auto positive_int = [&] {
+                int64_t n = integer(key, f.value);
+                if (n < 1 || n > 1000) value_error(key, "must be between 1 and 1000");
+                return int(n);
+            };
+            auto positive_duration = [&] {
+                auto d = duration(key, f.value);
+                if (d.count() <= 0) value_error(key, "must be positive");
+                return d;
+            };
+            if (k == "gossip_nodes")
+                t.gossip_nodes = positive_int();
+            else if (k == "retransmit_mult")
+                t.retransmit_mult = positive_int();
+            else if (k == "suspicion_mult")
+                t.suspicion_mult = positive_int();
+            else if (k == "gossip_interval")
+                t.gossip_interval = positive_duration();
+            else if (k == "probe_interval")
+                t.probe_interval = positive_duration();
+            else if (k == "probe_timeout")
+                t.probe_timeout = positive_duration();
+            else
+                unknown(key);
+        }
+    }
+
     void performance(element e) {
         for (auto f : object("performance", e)) {
             std::string k(f.key), key = "performance." + k;
@@ -396,11 +427,7 @@ constexpr std::string_view unsupported_keys[] = {
     "enable_central_service_config",
     "enable_debug",
     "enable_syslog",
-    "encrypt_verify_incoming",
-    "encrypt_verify_outgoing",
     "experiments",
-    "gossip_lan",
-    "gossip_wan",
     "http_config",
     "license_path",
     "locality",
@@ -519,6 +546,14 @@ void file_reader::top(const std::string& k, element v) {
         c.skip_leave_on_interrupt = boolean(k, v);
     else if (k == "encrypt")
         c.encrypt = string(k, v);
+    else if (k == "encrypt_verify_incoming")
+        c.encrypt_verify_incoming = boolean(k, v);
+    else if (k == "encrypt_verify_outgoing")
+        c.encrypt_verify_outgoing = boolean(k, v);
+    else if (k == "gossip_lan")
+        gossip(k, v, c.gossip_lan);
+    else if (k == "gossip_wan")
+        gossip(k, v, c.gossip_wan);
     else if (k == "performance")
         performance(v);
     else if (k == "raft_protocol")
@@ -951,6 +986,13 @@ void apply_dev_defaults(config& c) {
     c.ports.grpc = 8502;
     c.ports.grpc_tls = 8503;
     c.disable_remote_exec = true;
+    // Consul's dev source: fast gossip on both pools.
+    for (gossip_tuning* t : {&c.gossip_lan, &c.gossip_wan}) {
+        t->gossip_interval = std::chrono::milliseconds(100);
+        t->probe_interval = std::chrono::milliseconds(100);
+        t->probe_timeout = std::chrono::milliseconds(100);
+        t->suspicion_mult = 3;
+    }
 }
 
 }  // namespace

@@ -65,6 +65,13 @@ struct limits_config {
     uint64_t txn_max_req_len = 512 * 1024;    // limits.txn_max_req_len (bytes)
 };
 
+// Consul's gossip_lan / gossip_wan keys: memberlist settings over the pool's
+// profile (LAN: memberlist's DefaultLANConfig). Unset keeps the profile's value.
+struct gossip_tuning {
+    std::optional<int> gossip_nodes, retransmit_mult, suspicion_mult;
+    std::optional<std::chrono::nanoseconds> gossip_interval, probe_interval, probe_timeout;
+};
+
 struct config {
     // Modes.
     bool dev = false;          // -dev: in-memory server, see load()
@@ -108,6 +115,9 @@ struct config {
     std::optional<bool> leave_on_terminate;       // unset: Consul's default (false for servers, true for clients)
     std::optional<bool> skip_leave_on_interrupt;  // unset: Consul's default (true for servers, false for clients)
     std::string encrypt;                          // gossip key (base64), stored for the gossip layer
+    bool encrypt_verify_incoming = true;          // false: accept plaintext gossip too (key rollout)
+    bool encrypt_verify_outgoing = true;          // false: send plaintext gossip (key rollout)
+    gossip_tuning gossip_lan, gossip_wan;         // "gossip_lan" / "gossip_wan"; -dev: Consul's 100 ms values
     int raft_multiplier = 5;                      // performance.raft_multiplier; -dev: 1
     int raft_protocol = 3;
     int raft_snapshot_threshold = 16384;  // commands between state snapshots (with -data-dir)

@@ -301,6 +301,15 @@ task<void> lan_gossip::start() {
     mc.delegate_version = 4;
     mc.reconnect_interval = std::chrono::seconds(30);  // Serf's ReconnectInterval
     mc.reconnect_timeout = std::chrono::duration_cast<clock::duration>(cfg_.reconnect_timeout);
+    const gossip_tuning& t = cfg_.gossip_lan;
+    if (t.gossip_nodes) mc.gossip_nodes = *t.gossip_nodes;
+    if (t.retransmit_mult) mc.retransmit_mult = *t.retransmit_mult;
+    if (t.suspicion_mult) mc.suspicion_mult = *t.suspicion_mult;
+    if (t.gossip_interval) mc.gossip_interval = std::chrono::duration_cast<clock::duration>(*t.gossip_interval);
+    if (t.probe_interval) mc.probe_interval = std::chrono::duration_cast<clock::duration>(*t.probe_interval);
+    if (t.probe_timeout) mc.probe_timeout = std::chrono::duration_cast<clock::duration>(*t.probe_timeout);
+    mc.wire.verify_incoming = cfg_.encrypt_verify_incoming;
+    mc.wire.verify_outgoing = cfg_.encrypt_verify_outgoing;
     if (!cfg_.encrypt.empty()) {
         std::string key;
         if (!json::base64_decode(cfg_.encrypt, key) || !keys_.add_key(key))

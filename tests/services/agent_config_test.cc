@@ -311,6 +311,44 @@ TEST(agent_config, files_override_dev_defaults) {
     EXPECT_EQ(c.bind_addr, "127.0.0.8");
 }
 
+TEST(agent_config, gossip_tuning_keys_and_dev_defaults) {
+    using namespace std::chrono_literals;
+    // -dev: Consul's dev source (100 ms gossip and probes, suspicion_mult 3) on both pools.
+    auto dev = load({"-dev"}).cfg;
+    EXPECT_EQ(dev.gossip_lan.probe_interval, 100ms);
+    EXPECT_EQ(dev.gossip_lan.probe_timeout, 100ms);
+    EXPECT_EQ(dev.gossip_lan.gossip_interval, 100ms);
+    EXPECT_EQ(dev.gossip_lan.suspicion_mult, 3);
+    EXPECT_EQ(dev.gossip_wan.suspicion_mult, 3);
+    EXPECT_FALSE(dev.gossip_lan.gossip_nodes);
+    // Not dev: nothing set, the memberlist profile decides.
+    auto plain = load({"-data-dir", "/tmp/x", "-server"}).cfg;
+    EXPECT_FALSE(plain.gossip_lan.probe_interval);
+    EXPECT_TRUE(plain.encrypt_verify_incoming);
+    temp_dir d;
+    auto f = d.write("g.json", R"({"gossip_lan": {"gossip_nodes": 4, "gossip_interval": "250ms", "probe_interval": "2s",
+                                   "probe_timeout": "1s", "retransmit_mult": 5, "suspicion_mult": 6},
+                                   "gossip_wan": {"probe_interval": "7s"},
+                                   "encrypt_verify_incoming": false, "encrypt_verify_outgoing": false})");
+    auto c = load({"-dev", "-config-file", f}).cfg;
+    EXPECT_EQ(c.gossip_lan.gossip_nodes, 4);
+    EXPECT_EQ(c.gossip_lan.gossip_interval, 250ms);
+    EXPECT_EQ(c.gossip_lan.probe_interval, 2s);
+    EXPECT_EQ(c.gossip_lan.probe_timeout, 1s);
+    EXPECT_EQ(c.gossip_lan.retransmit_mult, 5);
+    EXPECT_EQ(c.gossip_lan.suspicion_mult, 6);
+    EXPECT_EQ(c.gossip_wan.probe_interval, 7s);
+    EXPECT_EQ(c.gossip_wan.probe_timeout, 100ms);  // the dev value stays
+    EXPECT_FALSE(c.encrypt_verify_incoming);
+    EXPECT_FALSE(c.encrypt_verify_outgoing);
+    auto bad = d.write("b.json", R"({"gossip_lan": {"probe_interval": "-1s"}})");
+    EXPECT_TRUE(contains(error_of({"-dev", "-config-file", bad}), "gossip_lan.probe_interval")) << error_of({"-dev", "-config-file", bad});
+    auto unknown = d.write("u.json", R"({"gossip_lan": {"probe_intervals": "1s"}})");
+    auto w = load({"-dev", "-config-file", unknown}).warnings;
+    ASSERT_EQ(w.size(), 1u);
+    EXPECT_TRUE(contains(w[0], "gossip_lan.probe_intervals")) << w[0];  // warned, as any unknown key
+}
+
 TEST(agent_config, config_dir_reads_json_files_in_lexical_order) {
     temp_dir d;
     auto dir = d.mkdir("conf.d");
