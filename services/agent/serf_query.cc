@@ -73,6 +73,15 @@ void serf_queries::close(const std::shared_ptr<pending>& p) {
     if (it != running_.end() && it->second == p) running_.erase(it);
 }
 
+void serf_queries::close_all() {
+    auto running = std::move(running_);
+    running_.clear();
+    for (auto& [lt, p] : running) {
+        p->closed = true;
+        if (p->on_change) p->on_change();
+    }
+}
+
 bool serf_queries::on_user_msg(std::string_view msg, time_point now) {
     if (msg.empty()) return false;
     auto type = serf::message_type(uint8_t(msg[0]));
@@ -310,8 +319,7 @@ std::optional<std::vector<std::string>> decode_keyring_file(std::string_view tex
 }
 
 std::optional<std::string> write_keyring_file(const std::string& path, const std::vector<std::string>& raw_keys) {
-    auto slash = path.rfind('/');
-    if (slash != std::string::npos && slash > 0) {
+    for (size_t slash = path.find('/', 1); slash != std::string::npos; slash = path.find('/', slash + 1)) {
         std::string dir = path.substr(0, slash);
         if (::mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST) return "cannot create " + dir + ": " + strerror(errno);
     }

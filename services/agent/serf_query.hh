@@ -72,6 +72,7 @@ public:
     std::shared_ptr<pending> start(std::string name, std::string payload, time_point now, duration timeout = {},
                                    uint32_t flags = 0, std::vector<std::string> filters = {});
     void close(const std::shared_ptr<pending>& p);
+    void close_all();  // shutdown: every running query is closed and its on_change called
     uint64_t clock() const { return clock_; }
 
 private:
