@@ -6,6 +6,8 @@
     POST installs a new key, PUT makes it primary, DELETE removes the old one;
     removing the primary is refused by every node (Consul's 500 error list);
   - then `pharos keyring -install/-use/-remove/-list` rotates once more;
+  - Consul's request errors (405, 400s) and, on an agent without `encrypt`,
+    Consul's "Keyring is empty (encryption not enabled)" 500;
   - the three stay alive throughout; a 4th agent with only the newest key
     joins, one with only the first key cannot (its -join fails, it exits);
   - a1's <data_dir>/serf/local.keyring holds the newest key; restarted with
@@ -121,6 +123,14 @@ class GossipKeyring(unittest.TestCase):
         listed = support.get_json(a1.http, "/v1/operator/keyring", timeout=15)[0]
         self.assertEqual((listed["Keys"], listed["PrimaryKeys"], listed["NumNodes"]), ({k2: 3}, {k2: 3}, 3))
 
+        # Consul's request errors.
+        self.assertEqual(a1.call("PATCH", "/v1/operator/keyring")[0], 405)
+        self.assertEqual(a1.call("POST", "/v1/operator/keyring"), (400, "Request decode failed: EOF"))
+        self.assertEqual(a1.call("GET", "/v1/operator/keyring?relay-factor=9"),
+                         (400, "Invalid relay-factor: Relay factor must be in range: [0, 5]"))
+        self.assertEqual(a1.call("PUT", "/v1/operator/keyring?local-only=true", {"Key": k2}),
+                         (400, "Invalid use of local-only: local-only can only be set for list requests"))
+
         # The CLI: install k3, use it, remove k2, list.
         for args, info in ((("-install", k3), "Installing new gossip encryption key..."),
                            (("-use", k3), "Changing primary gossip encryption key..."),
@@ -151,6 +161,14 @@ class GossipKeyring(unittest.TestCase):
         self.assertNotEqual(old.proc.wait(timeout=30), 0)
         self.assertIn("error joining the LAN pool", old.log())
         self.assertNotIn("old", a1.alive())
+
+        # Without encryption every node says so (Consul's error for an agent without `encrypt`).
+        plain = Agent("plain").ready()
+        self.addCleanup(plain.stop)
+        self.assertEqual(plain.keyring("GET"), (500, "2 errors occurred:\n\t* dc1 (LAN) error: 1/1 nodes reported "
+                                                      "failure\n\t* plain: Keyring is empty (encryption not "
+                                                      "enabled)\n\n"))
+        plain.stop()
 
         # a1 restarts (same port) with its first `encrypt`: the keyring file wins, and it rejoins with k3.
         a1.proc.terminate()
