@@ -21,6 +21,18 @@ void writer::map(uint32_t n) {
     }
 }
 
+void writer::array(uint32_t n) {
+    if (n < 16) {
+        out_.push_back(char(0x90 | n));
+    } else if (n <= 0xffff) {
+        out_.push_back(char(0xdc));
+        put_be(out_, n, 2);
+    } else {
+        out_.push_back(char(0xdd));
+        put_be(out_, n, 4);
+    }
+}
+
 void writer::str(std::string_view s) {
     if (s.size() < 32) {
         out_.push_back(char(0xa0 | s.size()));
@@ -74,6 +86,48 @@ void writer::sint(int64_t v) {
         out_.push_back(char(0xd3));
         put_be(out_, uint64_t(v), 8);
     }
+}
+
+void writer::go_int(int64_t v) {
+    if (v < 0 || v <= 0x7f) return sint(v);
+    if (v <= INT16_MAX) {
+        out_.push_back(char(0xd1));
+        put_be(out_, uint64_t(v), 2);
+    } else if (v <= INT32_MAX) {
+        out_.push_back(char(0xd2));
+        put_be(out_, uint64_t(v), 4);
+    } else {
+        out_.push_back(char(0xd3));
+        put_be(out_, uint64_t(v), 8);
+    }
+}
+
+bool reader::array(uint32_t& n) {
+    if (!need(1)) return false;
+    uint8_t b = *p_;
+    if ((b & 0xf0) == 0x90) {
+        ++p_;
+        n = b & 0x0f;
+        return true;
+    }
+    if (b == 0xc0) {
+        ++p_;
+        n = 0;
+        return true;
+    }
+    if (b == 0xdc) {
+        if (!need(3)) return false;
+        ++p_;
+        n = uint32_t(be(2));
+        return true;
+    }
+    if (b == 0xdd) {
+        if (!need(5)) return false;
+        ++p_;
+        n = uint32_t(be(4));
+        return true;
+    }
+    return fail(status::malformed);
 }
 
 bool reader::map(uint32_t& n) {

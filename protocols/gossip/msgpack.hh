@@ -16,11 +16,13 @@ class writer {
 public:
     explicit writer(std::string& out) : out_(out) {}
     void map(uint32_t n);
+    void array(uint32_t n);
     void key(std::string_view k) { str(k); }
     void str(std::string_view s);    // raw family: fixstr, str16, str32
     void bytes(std::string_view b);  // a Go []byte: nil (c0) when empty
     void uint(uint64_t v);           // smallest unsigned form
     void sint(int64_t v);            // a Go int as go-msgpack 0.5.x writes it (unsigned forms when >= 0)
+    void go_int(int64_t v);          // a Go int as go-msgpack v2 writes it (signed forms above 127; Serf)
     void boolean(bool b) { out_.push_back(b ? char(0xc3) : char(0xc2)); }
     void nil() { out_.push_back(char(0xc0)); }
 
@@ -35,6 +37,7 @@ public:
     reader(std::string_view in) : p_(reinterpret_cast<const uint8_t*>(in.data())), end_(p_ + in.size()) {}
     // Each read returns false and sets status() on failure; later reads then fail too.
     bool map(uint32_t& n);
+    bool array(uint32_t& n);  // nil (a Go nil slice) reads as 0 items
     bool str(std::string& s);  // str, bin or nil
     bool u64(uint64_t& v);     // any int family; negative values are malformed
     bool i64(int64_t& v);      // any int family

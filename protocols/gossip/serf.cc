@@ -99,4 +99,216 @@ std::optional<join_intent> decode_join(std::string_view msg) {
     return j;
 }
 
+// ------------------------------------------------------------------ queries
+
+namespace {
+
+// Reads a map of `n` string keys, calling field(key) for each; field returns false on a
+// malformed value (unknown keys: return r.skip()).
+template <class F>
+bool read_struct(msgpack::reader& r, F field) {
+    uint32_t n = 0;
+    if (!r.map(n)) return false;
+    for (uint32_t i = 0; i < n; ++i) {
+        std::string k;
+        if (!r.str(k) || !field(k)) return false;
+    }
+    return true;
+}
+
+bool read_strings(msgpack::reader& r, std::vector<std::string>& out) {
+    uint32_t n = 0;
+    if (!r.array(n)) return false;
+    out.clear();
+    for (uint32_t i = 0; i < n; ++i) {
+        std::string s;
+        if (!r.str(s)) return false;
+        out.push_back(std::move(s));
+    }
+    return true;
+}
+
+void write_strings(msgpack::writer& w, const std::vector<std::string>& v) {
+    if (v.empty()) return w.nil();  // a Go nil slice
+    w.array(uint32_t(v.size()));
+    for (const auto& s : v) w.str(s);
+}
+
+bool typed(std::string_view msg, message_type t) { return !msg.empty() && uint8_t(msg[0]) == uint8_t(t); }
+
+}  // namespace
+
+std::string encode_query(const query& q) {
+    std::string out(1, char(message_type::query));
+    msgpack::writer w(out);
+    w.map(11);
+    w.key("LTime");
+    w.uint(q.ltime);
+    w.key("ID");
+    w.uint(q.id);
+    w.key("Addr");
+    w.bytes(q.addr);
+    w.key("Port");
+    w.uint(q.port);
+    w.key("SourceNode");
+    w.str(q.source_node);
+    w.key("Filters");
+    if (q.filters.empty()) {
+        w.nil();
+    } else {
+        w.array(uint32_t(q.filters.size()));
+        for (const auto& f : q.filters) w.bytes(f);
+    }
+    w.key("Flags");
+    w.uint(q.flags);
+    w.key("RelayFactor");
+    w.uint(q.relay_factor);
+    w.key("Timeout");
+    w.go_int(q.timeout_ns);
+    w.key("Name");
+    w.str(q.name);
+    w.key("Payload");
+    w.bytes(q.payload);
+    return out;
+}
+
+std::optional<query> decode_query(std::string_view msg) {
+    if (!typed(msg, message_type::query)) return std::nullopt;
+    msgpack::reader r(msg.substr(1));
+    query q;
+    bool ok = read_struct(r, [&](const std::string& k) {
+        if (k == "LTime") return r.u64(q.ltime);
+        if (k == "ID") return r.uint_as(q.id);
+        if (k == "Addr") return r.str(q.addr);
+        if (k == "Port") return r.uint_as(q.port);
+        if (k == "SourceNode") return r.str(q.source_node);
+        if (k == "Filters") return read_strings(r, q.filters);
+        if (k == "Flags") return r.uint_as(q.flags);
+        if (k == "RelayFactor") return r.uint_as(q.relay_factor);
+        if (k == "Timeout") return r.i64(q.timeout_ns);
+        if (k == "Name") return r.str(q.name);
+        if (k == "Payload") return r.str(q.payload);
+        return r.skip();
+    });
+    if (!ok) return std::nullopt;
+    return q;
+}
+
+std::string encode_query_response(const query_response& q) {
+    std::string out(1, char(message_type::query_response));
+    msgpack::writer w(out);
+    w.map(5);
+    w.key("LTime");
+    w.uint(q.ltime);
+    w.key("ID");
+    w.uint(q.id);
+    w.key("From");
+    w.str(q.from);
+    w.key("Flags");
+    w.uint(q.flags);
+    w.key("Payload");
+    w.bytes(q.payload);
+    return out;
+}
+
+std::optional<query_response> decode_query_response(std::string_view msg) {
+    if (!typed(msg, message_type::query_response)) return std::nullopt;
+    msgpack::reader r(msg.substr(1));
+    query_response q;
+    bool ok = read_struct(r, [&](const std::string& k) {
+        if (k == "LTime") return r.u64(q.ltime);
+        if (k == "ID") return r.uint_as(q.id);
+        if (k == "From") return r.str(q.from);
+        if (k == "Flags") return r.uint_as(q.flags);
+        if (k == "Payload") return r.str(q.payload);
+        return r.skip();
+    });
+    if (!ok) return std::nullopt;
+    return q;
+}
+
+std::string encode_filter(const filter& f) {
+    std::string out(1, char(f.type));
+    msgpack::writer w(out);
+    if (f.type == filter_type::node) {
+        write_strings(w, f.nodes);
+    } else {
+        w.map(2);
+        w.key("Tag");
+        w.str(f.tag);
+        w.key("Expr");
+        w.str(f.expr);
+    }
+    return out;
+}
+
+std::optional<filter> decode_filter(std::string_view in) {
+    if (in.empty()) return std::nullopt;
+    filter f;
+    msgpack::reader r(in.substr(1));
+    bool ok;
+    if (uint8_t(in[0]) == uint8_t(filter_type::node)) {
+        ok = read_strings(r, f.nodes);
+    } else if (uint8_t(in[0]) == uint8_t(filter_type::tag)) {
+        f.type = filter_type::tag;
+        ok = read_struct(r, [&](const std::string& k) {
+            if (k == "Tag") return r.str(f.tag);
+            if (k == "Expr") return r.str(f.expr);
+            return r.skip();
+        });
+    } else {
+        ok = false;
+    }
+    if (!ok) return std::nullopt;
+    return f;
+}
+
+std::string encode_key_request(std::string_view key) {
+    std::string out(1, char(message_type::key_request));
+    msgpack::writer w(out);
+    w.map(1);
+    w.key("Key");
+    w.bytes(key);
+    return out;
+}
+
+std::optional<std::string> decode_key_request(std::string_view payload) {
+    if (payload.empty()) return std::nullopt;
+    msgpack::reader r(payload.substr(1));
+    std::string key;
+    bool ok = read_struct(r, [&](const std::string& k) { return k == "Key" ? r.str(key) : r.skip(); });
+    if (!ok) return std::nullopt;
+    return key;
+}
+
+std::string encode_key_response(const node_key_response& k) {
+    std::string out(1, char(message_type::key_response));
+    msgpack::writer w(out);
+    w.map(4);
+    w.key("Result");
+    w.boolean(k.result);
+    w.key("Message");
+    w.str(k.message);
+    w.key("Keys");
+    write_strings(w, k.keys);
+    w.key("PrimaryKey");
+    w.str(k.primary_key);
+    return out;
+}
+
+std::optional<node_key_response> decode_key_response(std::string_view payload) {
+    if (!typed(payload, message_type::key_response)) return std::nullopt;
+    msgpack::reader r(payload.substr(1));
+    node_key_response k;
+    bool ok = read_struct(r, [&](const std::string& key) {
+        if (key == "Result") return r.boolean(k.result);
+        if (key == "Message") return r.str(k.message);
+        if (key == "Keys") return read_strings(r, k.keys);
+        if (key == "PrimaryKey") return r.str(k.primary_key);
+        return r.skip();
+    });
+    if (!ok) return std::nullopt;
+    return k;
+}
+
 }  // namespace pharos::gossip::serf

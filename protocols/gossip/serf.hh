@@ -13,6 +13,18 @@
 //   and a force-leave broadcast a leave intent (alive → leaving, failed → left,
 //   Prune erases); a node that hears a leave intent about itself refutes it
 //   with a join intent (leaving → alive).
+// - Queries (messageQuery, type 4): [0x04] + msgpack {LTime, ID, Addr, Port,
+//   SourceNode, Filters, Flags, RelayFactor, Timeout, Name, Payload}, gossiped
+//   as a memberlist user message; each answer (messageQueryResponse, type 5):
+//   [0x05] + msgpack {LTime, ID, From, Flags, Payload}, sent over UDP to
+//   Addr:Port. Timeout is a Go time.Duration (nanoseconds), written in the
+//   signed int forms go-msgpack v2 uses (as today's Serf does); every reader
+//   here takes any int form. A filter is [type] + msgpack: 0 = node names
+//   (an array), 1 = {Tag, Expr}.
+// - Key queries (_serf_install-key, _serf_use-key, _serf_remove-key,
+//   _serf_list-keys): the query payload is keyRequest [0x07] + {Key} (raw key
+//   bytes; nil for list), the answer payload nodeKeyResponse [0x08] + {Result,
+//   Message, Keys, PrimaryKey} (base64 keys; Keys nil when empty).
 //
 // Values only: no shard state.
 #pragma once
@@ -21,6 +33,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace pharos::gossip::serf {
 
@@ -63,5 +76,60 @@ std::string encode_leave(const leave_intent& l);
 std::optional<leave_intent> decode_leave(std::string_view msg);
 std::string encode_join(const join_intent& j);
 std::optional<join_intent> decode_join(std::string_view msg);
+
+// Serf's query flags.
+constexpr uint32_t query_flag_ack = 1;           // each receiver acks at once
+constexpr uint32_t query_flag_no_broadcast = 2;  // receivers do not relay it
+
+struct query {
+    uint64_t ltime = 0;
+    uint32_t id = 0;
+    std::string addr;  // raw IP, 4 or 16 bytes: where answers go
+    uint16_t port = 0;
+    std::string source_node;
+    std::vector<std::string> filters;  // each [filter type] + msgpack
+    uint32_t flags = 0;
+    uint8_t relay_factor = 0;
+    int64_t timeout_ns = 0;
+    std::string name;
+    std::string payload;
+};
+
+struct query_response {
+    uint64_t ltime = 0;
+    uint32_t id = 0;
+    std::string from;
+    uint32_t flags = 0;  // query_flag_ack: an ack, not an answer
+    std::string payload;
+};
+
+std::string encode_query(const query& q);
+std::optional<query> decode_query(std::string_view msg);  // with its type byte
+std::string encode_query_response(const query_response& r);
+std::optional<query_response> decode_query_response(std::string_view msg);
+
+enum class filter_type : uint8_t { node = 0, tag = 1 };
+struct filter {
+    filter_type type = filter_type::node;
+    std::vector<std::string> nodes;  // node
+    std::string tag, expr;           // tag: a regular expression on one tag's value
+};
+std::string encode_filter(const filter& f);
+std::optional<filter> decode_filter(std::string_view f);
+
+// keyRequest: `key` is the raw key ("" for list-keys: Key is nil).
+std::string encode_key_request(std::string_view key);
+// The key of a key query's payload. Like Serf, the type byte is skipped unread.
+std::optional<std::string> decode_key_request(std::string_view payload);
+
+struct node_key_response {
+    bool result = false;
+    std::string message;
+    std::vector<std::string> keys;  // base64
+    std::string primary_key;        // base64
+};
+std::string encode_key_response(const node_key_response& r);
+// nullopt unless it starts with the key-response type byte and decodes.
+std::optional<node_key_response> decode_key_response(std::string_view payload);
 
 }  // namespace pharos::gossip::serf

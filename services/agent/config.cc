@@ -418,7 +418,6 @@ constexpr std::string_view unsupported_keys[] = {
     "connect",
     "disable_anonymous_signature",
     "disable_host_node_id",
-    "disable_keyring_file",
     "disable_coordinates",
     "discard_check_output",
     "discovery_max_stale",
@@ -546,6 +545,8 @@ void file_reader::top(const std::string& k, element v) {
         c.skip_leave_on_interrupt = boolean(k, v);
     else if (k == "encrypt")
         c.encrypt = string(k, v);
+    else if (k == "disable_keyring_file")
+        c.disable_keyring_file = boolean(k, v);
     else if (k == "encrypt_verify_incoming")
         c.encrypt_verify_incoming = boolean(k, v);
     else if (k == "encrypt_verify_outgoing")
@@ -892,6 +893,8 @@ void apply_flag(config& c, const parsed_flag& f) {
         c.ports.serf_wan = int(i);
     else if (n == "server")
         c.server = b;
+    else if (n == "disable-keyring-file")
+        c.disable_keyring_file = b;
     else if (n == "server-port")
         c.ports.server = int(i);
     else if (n == "ui")
@@ -986,6 +989,7 @@ void apply_dev_defaults(config& c) {
     c.ports.grpc = 8502;
     c.ports.grpc_tls = 8503;
     c.disable_remote_exec = true;
+    c.disable_keyring_file = true;
     // Consul's dev source: fast gossip on both pools.
     for (gossip_tuning* t : {&c.gossip_lan, &c.gossip_wan}) {
         t->gossip_interval = std::chrono::milliseconds(100);

@@ -115,6 +115,7 @@ struct config {
     std::optional<bool> leave_on_terminate;       // unset: Consul's default (false for servers, true for clients)
     std::optional<bool> skip_leave_on_interrupt;  // unset: Consul's default (true for servers, false for clients)
     std::string encrypt;                          // gossip key (base64), stored for the gossip layer
+    bool disable_keyring_file = false;            // true: no <data_dir>/serf/local.keyring (-dev: true)
     bool encrypt_verify_incoming = true;          // false: accept plaintext gossip too (key rollout)
     bool encrypt_verify_outgoing = true;          // false: send plaintext gossip (key rollout)
     gossip_tuning gossip_lan, gossip_wan;         // "gossip_lan" / "gossip_wan"; -dev: Consul's 100 ms values

@@ -5,6 +5,7 @@
 #include <netdb.h>
 
 #include <algorithm>
+#include <cctype>
 #include <stdexcept>
 
 #include "engine/log.hh"
@@ -310,12 +311,8 @@ task<void> lan_gossip::start() {
     if (t.probe_timeout) mc.probe_timeout = std::chrono::duration_cast<clock::duration>(*t.probe_timeout);
     mc.wire.verify_incoming = cfg_.encrypt_verify_incoming;
     mc.wire.verify_outgoing = cfg_.encrypt_verify_outgoing;
-    if (!cfg_.encrypt.empty()) {
-        std::string key;
-        if (!json::base64_decode(cfg_.encrypt, key) || !keys_.add_key(key))
-            throw std::runtime_error("gossip: encrypt must be a base64 key of 16, 24 or 32 bytes");
-        mc.wire.keys = &keys_;
-    }
+    load_keyring();
+    if (!keys_.empty()) mc.wire.keys = &keys_;
     membership::delegate d;
     d.on_join = [this](const membership::member& m) {
         table_.joined(m, clock::now());
@@ -327,7 +324,10 @@ task<void> lan_gossip::start() {
         changed();
     };
     d.on_user_msg = [this](std::string_view msg) { on_user_msg(msg); };
-    node_ = std::make_unique<membership::net_node>(std::move(mc), std::move(d), uint64_t(std::random_device{}()));
+    uint64_t seed = uint64_t(std::random_device{}());
+    node_ = std::make_unique<membership::net_node>(std::move(mc), std::move(d), seed);
+    queries_ = std::make_unique<serf_queries>(node_->ml(), cfg_.node_name, consul_tags(cfg_), seed ^ 0x5e4f);
+    queries_->set_handler([this](const serf::query& q) { return handle_query(q); });
     auto bind = socket_address::parse(bind_ip, uint16_t(cfg_.ports.serf_lan));
     if (!bind) throw std::runtime_error("gossip: bad bind address " + bind_ip);
     co_await node_->start(*bind);
@@ -338,8 +338,77 @@ task<void> lan_gossip::start() {
     this_reactor().spawn(reconcile_loop().with_cancel(&stop_));
 }
 
+void lan_gossip::load_keyring() {
+    if (!cfg_.data_dir.empty() && !cfg_.disable_keyring_file) keyring_path_ = cfg_.data_dir + "/serf/local.keyring";
+    std::string err;
+    std::optional<std::vector<std::string>> file;
+    if (!keyring_path_.empty()) file = read_keyring_file(keyring_path_, err);
+    if (!err.empty()) throw std::runtime_error("gossip: " + err);
+    if (file) {
+        if (!cfg_.encrypt.empty())
+            log(log_level::warn, "gossip: LAN keyring exists (%s) but encrypt is set: using the keyring",
+                keyring_path_.c_str());
+        for (auto& k : *file) keys_.add_key(k);
+        return;
+    }
+    if (cfg_.encrypt.empty()) return;
+    std::string key;
+    if (!json::base64_decode(cfg_.encrypt, key) || !keys_.add_key(key))
+        throw std::runtime_error("gossip: encrypt must be a base64 key of 16, 24 or 32 bytes");
+    if (!keyring_path_.empty()) {
+        if (auto e = write_keyring_file(keyring_path_, keys_.keys())) throw std::runtime_error("gossip: " + *e);
+    }
+}
+
+std::optional<std::string> lan_gossip::handle_query(const serf::query& q) {
+    keyring_saver save;
+    if (!keyring_path_.empty())
+        save = [this](const gossip::keyring& r) { return write_keyring_file(keyring_path_, r.keys()); };
+    if (auto a = handle_key_query(q, keys_, save)) {
+        log(log_level::info, "gossip: %s query from %s", q.name.c_str(), q.source_node.c_str());
+        return a;
+    }
+    return std::nullopt;  // _serf_ping: the ack alone; other queries: no handler here
+}
+
+task<key_response> lan_gossip::key_operation(key_op op, std::string key_b64) {
+    struct waiter {
+        wait_slot slot;
+    };
+    key_response out;
+    if (!started_) {
+        out.error = "gossip is disabled (ports.serf_lan = -1)";
+        co_return out;
+    }
+    std::string raw;
+    if (op != key_op::list && !json::base64_decode(key_b64, raw)) {
+        size_t bad = 0;
+        while (bad < key_b64.size() && (std::isalnum(uint8_t(key_b64[bad])) || key_b64[bad] == '+' ||
+                                        key_b64[bad] == '/'))
+            ++bad;
+        out.error = "illegal base64 data at input byte " + std::to_string(bad);
+        co_return out;
+    }
+    const char* name = op == key_op::list      ? list_keys_query
+                       : op == key_op::install ? install_key_query
+                       : op == key_op::use     ? use_key_query
+                                               : remove_key_query;
+    std::shared_ptr<serf_queries::pending> p = queries_->start(name, serf::encode_key_request(raw), clock::now());
+    auto w = std::make_shared<waiter>();
+    p->on_change = [w] { w->slot.notify(); };
+    bool entered = gate_.try_enter();  // stop() waits for us (and closes the query to wake us)
+    while (entered && !stopping_ && p->responses.size() < p->num_nodes && !p->finished(clock::now())) {
+        int r = co_await w->slot.wait(p->deadline);
+        if (r == -ECANCELED) break;
+    }
+    if (entered) gate_.leave();
+    queries_->close(p);
+    co_return summarize(*p);
+}
+
 task<void> lan_gossip::stop() {
     stopping_ = true;
+    if (queries_) queries_->close_all();
     stop_.request_cancel();
     wake_.notify();
     (void)co_await gate_.close();
@@ -353,6 +422,7 @@ void lan_gossip::changed() {
 }
 
 void lan_gossip::on_user_msg(std::string_view msg) {
+    if (queries_->on_user_msg(msg, clock::now())) return;
     // Serf re-broadcasts every new intent. Other Serf messages (user events, queries) are not handled.
     if (auto l = serf::decode_leave(msg)) {
         if (l->node == cfg_.node_name) {

@@ -23,6 +23,10 @@
 //   pass in one pass; failures as one check_updates command) and every
 //   minute, writing through state::service like every other write. The API
 //   reaches it through agent::agent (submit_to the agent's shard).
+// - Gossip keyring: `encrypt`, or <data_dir>/serf/local.keyring when it exists
+//   (it wins, as in Consul; with `encrypt` and no file, the file is created).
+//   key_operation() is Serf's KeyManager over serf_queries (serf_query.hh):
+//   every member applies the key query to its own ring and rewrites its file.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -40,6 +44,7 @@
 #include "protocols/gossip/keyring.hh"
 #include "protocols/gossip/serf.hh"
 #include "services/agent/config.hh"
+#include "services/agent/serf_query.hh"
 #include "services/catalog/store.hh"
 #include "services/membership/memberlist.hh"
 #include "services/state/state.hh"
@@ -125,6 +130,15 @@ public:
     // Consul's force-leave. Errors as Consul's agent words them.
     std::optional<std::string> force_leave(const std::string& node, bool prune);
 
+    enum class key_op { list, install, use, remove };
+    // Serf's KeyManager: sends the key query (key_b64: the base64 key; ignored for list) to the LAN
+    // pool and collects every member's answer until all answered or Serf's query timeout (3.2 s up
+    // to 9 members). Errors (a bad key, gossip disabled) come back in key_response::error.
+    // Cancel safety: the query has been gossiped once started; cancelling only stops the wait.
+    engine::task<key_response> key_operation(key_op op, std::string key_b64);
+    bool encrypted() const noexcept { return !keys_.empty(); }
+    const gossip::keyring& keyring() const noexcept { return keys_; }
+
     const serf_table& table() const noexcept { return table_; }
     const std::string& self() const noexcept { return cfg_.node_name; }
     // Runs reconcile now (tests): returns once its writes are done.
@@ -137,11 +151,15 @@ private:
     void changed();
     void on_user_msg(std::string_view msg);
     void spread(std::string msg);  // an intent we originate
+    void load_keyring();           // encrypt / the keyring file → keys_; throws std::runtime_error
+    std::optional<std::string> handle_query(const gossip::serf::query& q);
 
     config cfg_;
     engine::sharded<state::service>* st_;
     gossip::keyring keys_;
     std::unique_ptr<membership::net_node> node_;
+    std::unique_ptr<serf_queries> queries_;
+    std::string keyring_path_;  // "" without a data_dir: the ring lives in memory only
     serf_table table_;
     bool dirty_ = true, stopping_ = false, started_ = false, leaving_ = false;
     engine::wait_slot wake_;

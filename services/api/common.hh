@@ -147,6 +147,7 @@ engine::task<std::optional<response>> health_routes(const context* ctx, request&
 engine::task<std::optional<response>> agent_routes(const context* ctx, request& r);
 engine::task<std::optional<response>> session_routes(const context* ctx, request& r);
 engine::task<std::optional<response>> txn_routes(const context* ctx, request& r);
+engine::task<std::optional<response>> operator_routes(const context* ctx, request& r);  // /v1/operator/keyring
 engine::task<std::optional<response>> misc_routes(const context* ctx, request& r);  // status, event, metrics
 
 }  // namespace pharos::api

@@ -257,6 +257,7 @@ task<response> handle(const context* ctx, http::request& r) {
     if (!out) out = co_await agent_routes(ctx, r);
     if (!out) out = co_await session_routes(ctx, r);
     if (!out) out = co_await txn_routes(ctx, r);
+    if (!out) out = co_await operator_routes(ctx, r);
     if (!out) out = co_await misc_routes(ctx, r);
     if (!out) {
         if (r.path == "/")

@@ -94,3 +94,211 @@ TEST(gossip_serf, join_intent_matches_serf_message_join) {
     EXPECT_EQ(back->node, "a");
     EXPECT_FALSE(decode_join(encode_leave(leave_intent{1, "a", false})));
 }
+
+// ------------------------------------------------------------------ queries
+
+namespace {
+std::string hdr(int b, std::string_view s) { return bytes({b}) + std::string(s); }
+const std::string key16 = "0123456789abcdef";             // raw
+const std::string key16_b64 = "MDEyMzQ1Njc4OWFiY2RlZg==";  // 24 chars: fixstr 0xb8
+}  // namespace
+
+TEST(gossip_serf, query_matches_serf_message_query) {
+    query q;
+    q.ltime = 5;
+    q.id = 0x01020304;
+    q.addr = bytes({127, 0, 0, 1});
+    q.port = 8301;
+    q.source_node = "a1";
+    q.timeout_ns = 3'200'000'000;  // 3.2 s: above int32, so int64 (0xd3) as go-msgpack v2 writes a Duration
+    q.name = "_serf_list-keys";
+    q.payload = encode_key_request("");
+    EXPECT_EQ(q.payload, bytes({0x07, 0x81, 0xa3}) + "Key" + bytes({0xc0}));
+    std::string want = bytes({0x04, 0x8b}) +                                          //
+                       hdr(0xa5, "LTime") + bytes({0x05}) +                           //
+                       hdr(0xa2, "ID") + bytes({0xce, 1, 2, 3, 4}) +                  //
+                       hdr(0xa4, "Addr") + bytes({0xa4, 127, 0, 0, 1}) +              //
+                       hdr(0xa4, "Port") + bytes({0xcd, 0x20, 0x6d}) +                //
+                       hdr(0xaa, "SourceNode") + hdr(0xa2, "a1") +                    //
+                       hdr(0xa7, "Filters") + bytes({0xc0}) +                         //
+                       hdr(0xa5, "Flags") + bytes({0x00}) +                           //
+                       hdr(0xab, "RelayFactor") + bytes({0x00}) +                     //
+                       hdr(0xa7, "Timeout") + bytes({0xd3, 0, 0, 0, 0, 0xbe, 0xbc, 0x20, 0x00}) +  //
+                       hdr(0xa4, "Name") + hdr(0xaf, "_serf_list-keys") +             //
+                       hdr(0xa7, "Payload") + hdr(0xa7, q.payload);
+    EXPECT_EQ(encode_query(q), want);
+    auto back = decode_query(want);
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->ltime, 5u);
+    EXPECT_EQ(back->id, 0x01020304u);
+    EXPECT_EQ(back->addr, q.addr);
+    EXPECT_EQ(back->port, 8301);
+    EXPECT_EQ(back->source_node, "a1");
+    EXPECT_TRUE(back->filters.empty());
+    EXPECT_EQ(back->timeout_ns, 3'200'000'000);
+    EXPECT_EQ(back->name, "_serf_list-keys");
+    EXPECT_EQ(back->payload, q.payload);
+    EXPECT_EQ(decode_key_request(back->payload), std::string());
+}
+
+TEST(gossip_serf, query_timeout_in_int32_and_small_ints_as_go_msgpack_v2) {
+    query q;
+    q.timeout_ns = 1'000'000'000;  // 0x3b9aca00
+    q.flags = query_flag_ack | query_flag_no_broadcast;
+    q.relay_factor = 200;  // a uint8 above 127 is unsigned (0xcc)
+    std::string e = encode_query(q);
+    EXPECT_NE(e.find(hdr(0xa7, "Timeout") + bytes({0xd2, 0x3b, 0x9a, 0xca, 0x00})), std::string::npos);
+    EXPECT_NE(e.find(hdr(0xa5, "Flags") + bytes({0x03})), std::string::npos);
+    EXPECT_NE(e.find(hdr(0xab, "RelayFactor") + bytes({0xcc, 200})), std::string::npos);
+    auto back = decode_query(e);
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->timeout_ns, 1'000'000'000);
+    EXPECT_EQ(back->flags, 3u);
+    EXPECT_EQ(back->relay_factor, 200);
+}
+
+TEST(gossip_serf, query_decodes_other_int_and_byte_forms_and_skips_unknown_fields) {
+    // go-msgpack 0.5.x forms: Timeout unsigned (0xce), Addr as bin8, a Name in str8, an unknown key.
+    std::string msg = bytes({0x04, 0x86}) + hdr(0xa5, "LTime") + bytes({0xcf, 0, 0, 0, 0, 0, 0, 0x01, 0x00}) +
+                      hdr(0xa4, "Addr") + bytes({0xc4, 4, 10, 0, 0, 7}) + hdr(0xa7, "Timeout") +
+                      bytes({0xce, 0x3b, 0x9a, 0xca, 0x00}) + hdr(0xa4, "Name") + bytes({0xd9, 4}) + "ping" +
+                      hdr(0xa5, "Extra") + bytes({0x92, 1, 2}) + hdr(0xa7, "Filters") + bytes({0x91}) +
+                      hdr(0xa5, bytes({0, 0x91, 0xa2}) + "n1");
+    auto q = decode_query(msg);
+    ASSERT_TRUE(q);
+    EXPECT_EQ(q->ltime, 256u);
+    EXPECT_EQ(q->addr, bytes({10, 0, 0, 7}));
+    EXPECT_EQ(q->timeout_ns, 1'000'000'000);
+    EXPECT_EQ(q->name, "ping");
+    ASSERT_EQ(q->filters.size(), 1u);
+    auto f = decode_filter(q->filters[0]);
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->type, filter_type::node);
+    EXPECT_EQ(f->nodes, std::vector<std::string>{"n1"});
+    EXPECT_FALSE(decode_query(msg.substr(0, msg.size() - 2)));  // truncated
+    EXPECT_FALSE(decode_query(bytes({0x05, 0x80})));            // a response, not a query
+}
+
+TEST(gossip_serf, filters_match_serf_encode_filter) {
+    filter n;
+    n.nodes = {"a1", "a2"};
+    EXPECT_EQ(encode_filter(n), bytes({0x00, 0x92}) + hdr(0xa2, "a1") + hdr(0xa2, "a2"));
+    filter t;
+    t.type = filter_type::tag;
+    t.tag = "role";
+    t.expr = "^cons";
+    std::string te = bytes({0x01, 0x82}) + hdr(0xa3, "Tag") + hdr(0xa4, "role") + hdr(0xa4, "Expr") + hdr(0xa5, "^cons");
+    EXPECT_EQ(encode_filter(t), te);
+    auto back = decode_filter(te);
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->type, filter_type::tag);
+    EXPECT_EQ(back->tag, "role");
+    EXPECT_EQ(back->expr, "^cons");
+    EXPECT_FALSE(decode_filter(bytes({0x02, 0x90})));
+}
+
+TEST(gossip_serf, key_response_in_query_response_matches_serf) {
+    node_key_response k;
+    k.result = true;
+    k.keys.push_back(key16_b64);
+    k.primary_key = key16_b64;
+    std::string kr = bytes({0x08, 0x84}) + hdr(0xa6, "Result") + bytes({0xc3}) + hdr(0xa7, "Message") +
+                     bytes({0xa0}) + hdr(0xa4, "Keys") + bytes({0x91}) + hdr(0xb8, key16_b64) +
+                     hdr(0xaa, "PrimaryKey") + hdr(0xb8, key16_b64);
+    ASSERT_EQ(kr.size(), 86u);
+    EXPECT_EQ(encode_key_response(k), kr);
+
+    query_response r;
+    r.ltime = 5;
+    r.id = 7;
+    r.from = "a2";
+    r.payload = kr;
+    std::string want = bytes({0x05, 0x85}) + hdr(0xa5, "LTime") + bytes({0x05}) + hdr(0xa2, "ID") + bytes({0x07}) +
+                       hdr(0xa4, "From") + hdr(0xa2, "a2") + hdr(0xa5, "Flags") + bytes({0x00}) +
+                       hdr(0xa7, "Payload") + bytes({0xda, 0x00, 0x56}) + kr;
+    EXPECT_EQ(encode_query_response(r), want);
+    auto back = decode_query_response(want);
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->from, "a2");
+    EXPECT_EQ(back->flags, 0u);
+    auto kb = decode_key_response(back->payload);
+    ASSERT_TRUE(kb);
+    EXPECT_TRUE(kb->result);
+    EXPECT_EQ(kb->keys, std::vector<std::string>{key16_b64});
+    EXPECT_EQ(kb->primary_key, key16_b64);
+}
+
+TEST(gossip_serf, failed_key_response_has_nil_keys_and_an_ack_has_no_payload) {
+    node_key_response k;
+    k.message = "Removing the primary key is not allowed";
+    std::string e = encode_key_response(k);
+    EXPECT_NE(e.find(hdr(0xa4, "Keys") + bytes({0xc0})), std::string::npos);
+    EXPECT_NE(e.find(hdr(0xa6, "Result") + bytes({0xc2})), std::string::npos);
+    auto back = decode_key_response(e);
+    ASSERT_TRUE(back);
+    EXPECT_FALSE(back->result);
+    EXPECT_TRUE(back->keys.empty());
+    EXPECT_EQ(back->message, k.message);
+    EXPECT_FALSE(decode_key_response(e.substr(1)));  // no type byte
+
+    query_response ack;
+    ack.ltime = 1;
+    ack.id = 2;
+    ack.from = "x";
+    ack.flags = query_flag_ack;
+    EXPECT_EQ(encode_query_response(ack), bytes({0x05, 0x85}) + hdr(0xa5, "LTime") + bytes({1}) + hdr(0xa2, "ID") +
+                                              bytes({2}) + hdr(0xa4, "From") + hdr(0xa1, "x") + hdr(0xa5, "Flags") +
+                                              bytes({1}) + hdr(0xa7, "Payload") + bytes({0xc0}));
+}
+
+TEST(gossip_serf, key_request_carries_the_raw_key) {
+    std::string e = encode_key_request(key16);
+    EXPECT_EQ(e, bytes({0x07, 0x81}) + hdr(0xa3, "Key") + hdr(0xb0, key16));
+    EXPECT_EQ(decode_key_request(e), key16);
+    EXPECT_FALSE(decode_key_request(""));
+    EXPECT_FALSE(decode_key_request(bytes({0x07, 0x81, 0xa3})));
+}
+
+TEST(gossip_serf, query_decoders_survive_every_truncation_and_byte_flip) {
+    query q;
+    q.ltime = 300;
+    q.id = 9;
+    q.addr = bytes({127, 0, 0, 1});
+    q.port = 8301;
+    q.source_node = "node-1";
+    filter f;
+    f.nodes = {"a", "b"};
+    q.filters.push_back(encode_filter(f));
+    q.timeout_ns = 3'200'000'000;
+    q.name = "_serf_install-key";
+    q.payload = encode_key_request(key16);
+    node_key_response k;
+    k.result = true;
+    k.keys.push_back(key16_b64);
+    k.primary_key = key16_b64;
+    query_response r;
+    r.from = "n";
+    r.payload = encode_key_response(k);
+    std::vector<std::string> inputs;
+    inputs.push_back(encode_query(q));
+    inputs.push_back(encode_query_response(r));
+    inputs.push_back(r.payload);
+    inputs.push_back(q.filters[0]);
+    inputs.push_back(q.payload);
+    int decoded = 0;
+    for (const auto& in : inputs) {
+        for (size_t n = 0; n <= in.size(); ++n) {
+            std::string cut = in.substr(0, n);
+            decoded += bool(decode_query(cut)) + bool(decode_query_response(cut)) + bool(decode_key_response(cut)) +
+                       bool(decode_filter(cut)) + bool(decode_key_request(cut));
+        }
+        for (size_t i = 0; i < in.size(); ++i)
+            for (int bit = 0; bit < 8; ++bit) {
+                std::string m = in;
+                m[i] = char(uint8_t(m[i]) ^ (1 << bit));
+                decoded += bool(decode_query(m)) + bool(decode_query_response(m)) + bool(decode_key_response(m)) +
+                           bool(decode_filter(m)) + bool(decode_key_request(m));
+            }
+    }
+    EXPECT_GT(decoded, 0);  // the whole inputs decode; the point is no crash / no read past the end (ASan)
+}

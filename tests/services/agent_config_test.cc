@@ -321,10 +321,13 @@ TEST(agent_config, gossip_tuning_keys_and_dev_defaults) {
     EXPECT_EQ(dev.gossip_lan.suspicion_mult, 3);
     EXPECT_EQ(dev.gossip_wan.suspicion_mult, 3);
     EXPECT_FALSE(dev.gossip_lan.gossip_nodes);
+    EXPECT_TRUE(dev.disable_keyring_file);  // Consul's dev source
+    EXPECT_FALSE(load({"-dev", "-disable-keyring-file=false"}).cfg.disable_keyring_file);
     // Not dev: nothing set, the memberlist profile decides.
     auto plain = load({"-data-dir", "/tmp/x", "-server"}).cfg;
     EXPECT_FALSE(plain.gossip_lan.probe_interval);
     EXPECT_TRUE(plain.encrypt_verify_incoming);
+    EXPECT_FALSE(plain.disable_keyring_file);
     temp_dir d;
     auto f = d.write("g.json", R"({"gossip_lan": {"gossip_nodes": 4, "gossip_interval": "250ms", "probe_interval": "2s",
                                    "probe_timeout": "1s", "retransmit_mult": 5, "suspicion_mult": 6},

@@ -7,6 +7,7 @@
 //   pharos join [-wan] ADDR...
 //   pharos force-leave [-prune] [-wan] NODE
 //   pharos leave
+//   pharos keyring -list | -list-primary | -install KEY | -use KEY | -remove KEY [-relay-factor N]
 //   pharos version
 // Every command also takes -http-addr and -token ($CONSUL_HTTP_ADDR,
 // $CONSUL_HTTP_TOKEN); the catalog ones -datacenter and -stale.
@@ -967,6 +968,79 @@ int cmd_force_leave(int argc, char** argv) {
     return 0;
 }
 
+// Consul's `keyring`: one action per call over /v1/operator/keyring; exit 1 if any node failed.
+int cmd_keyring(int argc, char** argv) {
+    cli_flags f = parse_cli_flags(argc, argv, 2, {"list", "list-primary", "local-only"},
+                                  {"install", "use", "remove", "relay-factor"}, {});
+    bool list = f.flag("list"), primary = f.flag("list-primary");
+    int found = int(list) + int(primary);
+    for (const char* k : {"install", "use", "remove"}) found += !f.value(k).empty();
+    if (found > 1) return fail_with("Only a single action is allowed");
+    if (found == 0)
+        return fail_with("Usage: pharos keyring [options]\n\n  Manages encryption keys used for gossip messages: "
+                         "-list, -list-primary, -install KEY, -use KEY, -remove KEY.");
+    std::string relay = f.value("relay-factor", "0");
+    char* end = nullptr;
+    long rf = std::strtol(relay.c_str(), &end, 10);
+    if (*end != '\0' || relay.empty())
+        return fail_with("invalid value \"" + relay + "\" for flag -relay-factor: parse error");
+    if (rf < 0 || rf > 5) return fail_with("Error parsing relay factor: Relay factor must be in range: [0, 5]");
+    std::vector<std::string> q;
+    if (rf) q.push_back("relay-factor=" + relay);
+    if (f.flag("local-only")) q.push_back("local-only=1");
+    std::string suffix;
+    for (size_t i = 0; i < q.size(); ++i) suffix += (i ? "&" : "?") + q[i];
+    client c(f);
+    std::string target = "/v1/operator/keyring" + suffix;
+    if (list || primary) {
+        std::printf("==> Gathering installed %sencryption keys...\n", primary ? "primary " : "");
+        std::fflush(stdout);
+        reply r = c.one("GET", target);
+        if (!r.ok()) return fail_with("error: " + c.describe(r, call{"GET", target, {}}));
+        simdjson::dom::parser parser;
+        simdjson::dom::array pools;
+        if (parser.parse(r.body).get(pools)) return fail_with("error: bad JSON from the agent");
+        for (simdjson::dom::element p : pools) {
+            std::string_view dc, segment;
+            bool wan = false;
+            int64_t nodes = 0;
+            auto absent_ok = [](simdjson::error_code) {};  // missing fields keep their zero values
+            absent_ok(p["Datacenter"].get(dc));
+            absent_ok(p["Segment"].get(segment));
+            absent_ok(p["WAN"].get(wan));
+            absent_ok(p["NumNodes"].get(nodes));
+            std::string pool = wan ? "WAN" : std::string(dc) + " (LAN)";
+            if (!wan && !segment.empty()) pool += " [" + std::string(segment) + "]";
+            std::printf("\n%s:\n", pool.c_str());
+            simdjson::dom::object keys;
+            if (p[primary ? "PrimaryKeys" : "Keys"].get(keys)) continue;
+            for (auto kv : keys) {
+                int64_t n = 0;
+                absent_ok(kv.value.get(n));
+                std::printf("  %.*s [%lld/%lld]\n", int(kv.key.size()), kv.key.data(), (long long)n,
+                            (long long)nodes);
+            }
+        }
+        return 0;
+    }
+    std::string method, key, what;
+    if (!f.value("install").empty()) {
+        method = "POST", key = f.value("install"), what = "Installing new gossip encryption key...";
+    } else if (!f.value("use").empty()) {
+        method = "PUT", key = f.value("use"), what = "Changing primary gossip encryption key...";
+    } else {
+        method = "DELETE", key = f.value("remove"), what = "Removing gossip encryption key...";
+    }
+    std::printf("==> %s\n", what.c_str());
+    std::fflush(stdout);
+    json::writer w;
+    w.begin_object().key("Key").string(key).end_object();
+    std::string body = w.take();
+    reply r = c.one(method, target, body);
+    if (!r.ok()) return fail_with("error: " + c.describe(r, call{method, target, body}));
+    return 0;
+}
+
 int cmd_version() {
     std::printf("Pharos v0.1.0\nConsul-compatible API: 1.x\n");
     return 0;
@@ -976,7 +1050,7 @@ int cmd_version() {
 
 bool is_cli_command(const std::string& cmd) {
     return cmd == "kv" || cmd == "members" || cmd == "catalog" || cmd == "services" || cmd == "leave" ||
-           cmd == "join" || cmd == "force-leave" ||
+           cmd == "join" || cmd == "force-leave" || cmd == "keyring" ||
            cmd == "version" || cmd == "-version" || cmd == "--version" || cmd == "-v";
 }
 
@@ -990,6 +1064,7 @@ int run_cli(int argc, char** argv) {
         if (cmd == "leave") return cmd_leave(argc, argv);
         if (cmd == "join") return cmd_join(argc, argv);
         if (cmd == "force-leave") return cmd_force_leave(argc, argv);
+        if (cmd == "keyring") return cmd_keyring(argc, argv);
         if (cmd == "version" || cmd == "-version" || cmd == "--version" || cmd == "-v") return cmd_version();
     } catch (const std::exception& e) {
         return fail_with(e.what());

@@ -74,7 +74,7 @@ func main() {
 	proto := flag.Int("proto", 2, "protocol version")
 	compress := flag.Bool("compress", true, "EnableCompression")
 	noTCPPing := flag.Bool("no-tcp-ping", false, "DisableTcpPings")
-	key := flag.String("key", "", "base64 key (16, 24 or 32 bytes)")
+	key := flag.String("key", "", "base64 key (16, 24 or 32 bytes); k1,k2,...: a keyring, k1 primary")
 	meta := flag.String("meta", "", "node meta")
 	state := flag.String("state", "", "push/pull user state")
 	leave := flag.Bool("leave", false, "Leave() before shutdown")
@@ -103,11 +103,16 @@ func main() {
 	c.Delegate = delegate{meta: *meta, state: *state}
 	c.LogOutput = os.Stderr
 	if *key != "" {
-		k, err := base64.StdEncoding.DecodeString(*key)
-		if err != nil {
-			log.Fatal(err)
+		// "k1,k2,...": a keyring whose primary is k1 (one key: as before).
+		var keys [][]byte
+		for _, s := range strings.Split(*key, ",") {
+			k, err := base64.StdEncoding.DecodeString(s)
+			if err != nil {
+				log.Fatal(err)
+			}
+			keys = append(keys, k)
 		}
-		ring, err := memberlist.NewKeyring(nil, k)
+		ring, err := memberlist.NewKeyring(keys, keys[0])
 		if err != nil {
 			log.Fatal(err)
 		}
