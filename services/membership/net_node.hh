@@ -37,6 +37,8 @@ public:
     void send_packet(const address& to, std::string bytes) override;
     void stream(const address& to, std::string request, bool want_reply, time_point deadline,
                 std::function<void(std::optional<std::string>)> done) override;
+    void stream_with_refusal(const address& to, std::string request, bool want_reply, time_point deadline,
+                             std::function<void(std::optional<std::string>, bool)> done) override;
     void wake_at(time_point t) override;
 
     uint64_t udp_send_errors() const { return udp_.send_errors(); }
@@ -47,7 +49,7 @@ private:
     engine::task<void> timer_loop();
     engine::task<void> serve(engine::tcp_stream conn);
     engine::task<void> dial(address to, std::string request, bool want_reply, time_point deadline,
-                            std::function<void(std::optional<std::string>)> done);
+                            std::function<void(std::optional<std::string>, bool)> done);
 
     std::unique_ptr<memberlist> ml_;
     engine::udp_socket udp_;
