@@ -944,10 +944,11 @@ void memberlist::gossip_tick() {
 }
 
 // Not in Go (it waits for the next gossip tick): a new suspect or dead about another member, our own
-// refutation, or an alive that clears a suspicion we held (a refutation passed on) goes out in a gossip round of its own at once (one round per burst: whatever is
-// queued by then rides along), so news travels a network hop per relay instead of up to a gossip
-// interval per hop. The round draws transmits from the queue like a tick's round, so each message
-// is still sent the same number of times; the regular ticks go on unchanged.
+// refutation, or an alive that clears a suspicion we held (a refutation passed on) goes out in a
+// gossip round of its own at once (one round per burst: whatever is queued by then rides along), so
+// news travels a network hop per relay instead of up to a gossip interval per hop. The round draws
+// transmits from the queue like a tick's round, so each message is still sent the same number of
+// times; the regular ticks go on unchanged.
 void memberlist::gossip_soon() {
     if (!running_ || bootstrapping_ || eager_pending_) return;
     eager_pending_ = true;

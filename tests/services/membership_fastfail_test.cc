@@ -233,7 +233,9 @@ TEST(membership_fastfail, three_nodes_suspect_a_killed_node_when_its_port_refuse
         ASSERT_EQ(net.node(0).count(node_state::alive), 3u);
         net.kill(2);
         ASSERT_TRUE(net.run_until(
-            [&] { return net.node(0).state_of("n2") == node_state::dead && net.node(1).state_of("n2") == node_state::dead; },
+            [&] {
+                return net.node(0).state_of("n2") == node_state::dead && net.node(1).state_of("n2") == node_state::dead;
+            },
             net.now() + 20s, 10ms));
         EXPECT_GE(net.node(0).stats().probes_refused + net.node(1).stats().probes_refused, 1u) << "seed " << seed;
     }
