@@ -2,7 +2,8 @@
 // TCP listener on the same port — driven on the shard that starts it (the
 // gossip shard). It is the engine's `transport`: packets go out through the
 // batched UDP socket, each stream exchange (push/pull, TCP fallback ping,
-// reliable user message) is one short connection in its own task, inbound
+// reliable user message) is one short connection in its own task (a dial
+// answered by ECONNREFUSED is reported as refused: stream_with_refusal), inbound
 // streams are parsed incrementally with gossip::open_stream, and one task
 // sleeps until the memberlist's next timer.
 //
