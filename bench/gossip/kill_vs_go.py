@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Time from kill -9 of one node to every survivor reporting it dead, for three
 pharos memberlist nodes and for three Go memberlist nodes (Debian 0.2.2), in
-the same run, alternating rounds; prints each round, the medians and the ratio.
+the same run, alternating rounds; prints each round, the medians, the means and the ratios.
 
 Usage: kill_vs_go.py PHAROS_MLNODE MLPEER [ROUNDS] [PROFILE]
 (MLPEER: built from tests/integration/mlpeer, e.g. by the memberlist_go test.)
@@ -61,9 +61,12 @@ def main():
             ms = round_(binary, base + 10 * r)
             res[name].append(ms)
             print("round %d %-6s kill -> both survivors report dead: %s ms" % (r, name, ms), flush=True)
-    p = statistics.median([x for x in res["pharos"] if x is not None])
-    g = statistics.median([x for x in res["go"] if x is not None])
+    ok = {k: [x for x in v if x is not None] for k, v in res.items()}
+    p, g = statistics.median(ok["pharos"]), statistics.median(ok["go"])
+    pm, gm = statistics.mean(ok["pharos"]), statistics.mean(ok["go"])
+    missed = sum(len(v) - len(ok[k]) for k, v in res.items())
     print("median: pharos %d ms, go %d ms, ratio pharos/go %.2f (profile %s, %d rounds)" % (p, g, p / g, PROFILE, ROUNDS))
+    print("mean:   pharos %d ms, go %d ms, ratio pharos/go %.2f (rounds without a result: %d)" % (pm, gm, pm / gm, missed))
 
 
 if __name__ == "__main__":

@@ -322,6 +322,7 @@ void memberlist::shutdown() {
     timers_.clear();
     timer_at_.clear();
     probe_.reset();
+    probe_pending_ = eager_pending_ = false;
     relays_.clear();
     suspicions_.clear();
 }
@@ -425,7 +426,17 @@ void memberlist::raw_send(const address& to, std::string packet, uint8_t peer_pm
 void memberlist::probe_tick() {
     if (!running_) return;
     at(t_.now() + cfg_.probe_interval, [this] { probe_tick(); });
-    if (probe_) return;  // a scaled probe is still running: this tick is skipped, as Go's ticker drops it
+    if (probe_) {
+        // A probe still runs (it ends at its deadline, one interval or more after it began). Go's
+        // ticker channel holds one tick and drops the rest: the next probe starts as soon as this
+        // one ends, not a whole interval later.
+        probe_pending_ = true;
+        return;
+    }
+    probe_next();
+}
+
+void memberlist::probe_next() {
     // Go's probe(): round-robin over the node list, skipping self, dead and left; reset at wrap.
     size_t checked = 0;
     while (checked < order_.size()) {
@@ -492,6 +503,21 @@ void memberlist::start_probe(uint32_t slot) {
     probe_ = std::move(p);
 }
 
+// Not in Go, which waits for the deadline whatever the fallback says: the TCP fallback was refused
+// (a reset answered the connect: nothing listens on the member's port, its process is gone), so no
+// ack can come and waiting out the interval only delays the verdict. Suspect now, through the normal
+// suspicion (same timeout, same refutation: a live member still clears itself); the probe itself
+// runs to its deadline, so relays' nacks count toward the health score exactly as in Go. A fallback
+// that merely times out changes nothing: the suspicion waits for the deadline.
+void memberlist::probe_refused() {
+    if (!probe_ || probe_->suspected || probe_->tcp_ok) return;
+    probe_->suspected = true;
+    ++stats_.probes_failed;
+    ++stats_.probes_refused;
+    g::suspect s{probe_->target_incarnation, probe_->target, cfg_.name};
+    suspect_node(s);
+}
+
 void memberlist::probe_timeout_phase() {
     if (!probe_) return;
     probe_->timeout_timer = 0;
@@ -527,18 +553,21 @@ void memberlist::probe_timeout_phase() {
         auto req = g::seal_stream(g::encode_msg(ping), cfg_.enable_compression, cfg_.wire);
         uint32_t seq = probe_->seq;
         std::weak_ptr<bool> token = alive_token_;
-        t_.stream(target.addr, std::move(req), true, probe_->sent + scaled(cfg_.probe_interval),
-                  [this, token, seq](std::optional<std::string> reply) {
-                      auto live = token.lock();
-                      if (!live || !*live || !reply || !probe_ || probe_->seq != seq) return;
-                      std::string msg;
-                      size_t used;
-                      if (g::open_stream(*reply, cfg_.wire, msg, used) != g::errc::ok) return;
-                      g::ack_resp a;
-                      if (uint8_t(msg[0]) == uint8_t(g::msg_type::ack) && g::decode(std::string_view(msg).substr(1), a) &&
-                          a.seq_no == seq)
-                          probe_->tcp_ok = true;
-                  });
+        t_.stream_with_refusal(
+            target.addr, std::move(req), true, probe_->sent + scaled(cfg_.probe_interval),
+            [this, token, seq](std::optional<std::string> reply, bool refused) {
+                auto live = token.lock();
+                if (!live || !*live || !probe_ || probe_->seq != seq) return;
+                if (refused) return probe_refused();
+                if (!reply) return;
+                std::string msg;
+                size_t used;
+                if (g::open_stream(*reply, cfg_.wire, msg, used) != g::errc::ok) return;
+                g::ack_resp a;
+                if (uint8_t(msg[0]) == uint8_t(g::msg_type::ack) && g::decode(std::string_view(msg).substr(1), a) &&
+                    a.seq_no == seq)
+                    probe_->tcp_ok = true;
+            });
     }
 }
 
@@ -549,9 +578,10 @@ void memberlist::probe_deadline() {
     int delta = 1;
     if (probe_->expected_nacks > 0) delta = probe_->expected_nacks - probe_->nacks;
     g::suspect s{probe_->target_incarnation, probe_->target, cfg_.name};
-    ++stats_.probes_failed;
+    bool suspected = probe_->suspected;  // early, on a refused fallback
+    if (!suspected) ++stats_.probes_failed;
     finish_probe(false, delta);
-    suspect_node(s);
+    if (!suspected) suspect_node(s);
 }
 
 void memberlist::finish_probe(bool, int awareness_delta) {
@@ -560,6 +590,12 @@ void memberlist::finish_probe(bool, int awareness_delta) {
     if (probe_->deadline_timer) cancel(probe_->deadline_timer);
     probe_.reset();
     apply_awareness(awareness_delta);
+    if (probe_pending_) {  // after the caller is done with this probe's outcome
+        probe_pending_ = false;
+        at(t_.now(), [this] {
+            if (running_ && !probe_) probe_next();
+        });
+    }
 }
 
 // --- messages in ---
@@ -741,6 +777,8 @@ void memberlist::alive_node(const g::alive& a, bool bootstrap) {
         return;
     }
     if (!bootstrapping_) broadcasts_.queue(a.node, g::encode_msg(a));
+    // A refutation that clears a suspicion we held chases that suspicion as fast as it spread.
+    if (old_state == node_state::suspect) gossip_soon();
     if (!a.vsn.empty()) assign(m.vsn, a.vsn);
     m.incarnation = a.incarnation;
     assign(m.meta, a.meta);
@@ -773,6 +811,7 @@ void memberlist::suspect_node(const g::suspect& s) {
         return;
     }
     broadcasts_.queue(s.node, g::encode_msg(s));
+    gossip_soon();
     auto now = t_.now();
     m.incarnation = s.incarnation;
     m.state = node_state::suspect;
@@ -810,6 +849,7 @@ void memberlist::confirm(const std::string& node, suspicion& s, const std::strin
     if (slot == npos) return;
     const entry& m = entries_[slot];
     broadcasts_.queue(node, g::encode_msg(g::suspect{m.incarnation, node, from}));
+    gossip_soon();
 }
 
 void memberlist::suspicion_fired(const std::string& node, time_point state_change) {
@@ -840,6 +880,7 @@ void memberlist::dead_node(const g::dead& d, std::function<void()> on_sent) {
         broadcasts_.queue(d.node, g::encode_msg(d), std::move(on_sent));
     } else {
         broadcasts_.queue(d.node, g::encode_msg(d));
+        gossip_soon();
     }
     m.incarnation = d.incarnation;
     m.state = d.node == d.from ? node_state::left : node_state::dead;
@@ -866,6 +907,7 @@ void memberlist::refute(uint32_t slot, uint32_t accused) {
     a.meta = std::string(sv(me.meta));
     a.vsn = self_vsn();
     broadcasts_.queue(cfg_.name, g::encode_msg(a));
+    gossip_soon();
 }
 
 void memberlist::update_meta(std::string meta) {
@@ -898,6 +940,30 @@ void memberlist::gossip_tick() {
     if (!running_) return;
     auto now = t_.now();
     at(now + cfg_.gossip_interval, [this] { gossip_tick(); });
+    gossip_round();
+}
+
+// Not in Go (it waits for the next gossip tick): a new suspect or dead about another member, our own
+// refutation, or an alive that clears a suspicion we held (a refutation passed on) goes out in a
+// gossip round of its own at once (one round per burst: whatever is queued by then rides along), so
+// news travels a network hop per relay instead of up to a gossip interval per hop. The round draws
+// transmits from the queue like a tick's round, so each message is still sent the same number of
+// times; the regular ticks go on unchanged.
+void memberlist::gossip_soon() {
+    if (!running_ || bootstrapping_ || eager_pending_) return;
+    eager_pending_ = true;
+    at(t_.now(), [this] {
+        eager_pending_ = false;
+        if (!running_) return;
+        ++stats_.eager_gossip;
+        gossip_round();
+    });
+}
+
+// Go's gossip(): up to GossipNodes random live (or recently dead) members, each a packet of queued
+// broadcasts, memberlist's first, then the delegate's.
+void memberlist::gossip_round() {
+    auto now = t_.now();
     if (broadcasts_.size() == 0 && user_broadcasts_.size() == 0) return;
     auto targets = random_nodes(cfg_.gossip_nodes, [&](const entry& m) {
         if (is_self(m)) return true;

@@ -116,6 +116,14 @@ public:
     // no contact, or no complete reply by `deadline`. done is always called later, never inline.
     virtual void stream(const address& to, std::string request, bool want_reply, time_point deadline,
                         std::function<void(std::optional<std::string>)> done) = 0;
+    // As stream(), but done also says whether the dial was refused outright (a reset answered the
+    // connect: nothing listens at `to`, its process is gone), as opposed to no contact or no reply
+    // by the deadline. The TCP fallback ping acts on it. Default: stream(), never refused.
+    virtual void stream_with_refusal(const address& to, std::string request, bool want_reply, time_point deadline,
+                                     std::function<void(std::optional<std::string>, bool refused)> done) {
+        stream(to, std::move(request), want_reply, deadline,
+               [done = std::move(done)](std::optional<std::string> reply) { done(std::move(reply), false); });
+    }
     // The memberlist has a timer due at `t`; the driver must call run_timers() then.
     virtual void wake_at(time_point t) = 0;
 };
@@ -126,6 +134,8 @@ struct counters {
     uint64_t streams_in = 0, streams_bad = 0;
     uint64_t probes = 0, probes_failed = 0, pings_wrong_node = 0, conflicts = 0;
     uint64_t suspects_raised = 0, deaths_declared = 0, refutes = 0;
+    uint64_t probes_refused = 0;  // failed probes suspected early: the TCP fallback was refused
+    uint64_t eager_gossip = 0;    // gossip rounds sent at once for a new suspect, dead or refutation
     // Dropped input by reason, indexed by gossip::errc (ok unused): packets that failed
     // open_packet or flatten (oversized ones count as too_large), streams that failed open_stream.
     std::array<uint64_t, 11> packet_drops{}, stream_drops{};
@@ -213,6 +223,7 @@ private:
         time_point sent{};
         int expected_nacks = 0, nacks = 0;
         bool tcp_ok = false;
+        bool suspected = false;  // already suspected (the TCP fallback was refused)
         uint64_t timeout_timer = 0, deadline_timer = 0;
     };
     struct relay_state {
@@ -236,10 +247,14 @@ private:
     // loops
     void probe_tick();
     void gossip_tick();
+    void gossip_round();
+    void gossip_soon();
     void push_pull_tick();
     void reconnect_tick();
+    void probe_next();
     void start_probe(uint32_t target);
     void probe_timeout_phase();
+    void probe_refused();
     void probe_deadline();
     void finish_probe(bool success, int awareness_delta);
 
@@ -295,6 +310,8 @@ private:
     std::mt19937_64 rng_;
     std::shared_ptr<bool> alive_token_ = std::make_shared<bool>(true);
     bool running_ = false, leaving_ = false, bootstrapping_ = false;
+    bool probe_pending_ = false;  // a probe tick came while a probe ran: probe when it ends (Go's ticker)
+    bool eager_pending_ = false;  // an eager gossip round is queued
 
     std::vector<entry> entries_;
     std::vector<uint32_t> free_;   // free slots in entries_

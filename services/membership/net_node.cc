@@ -89,6 +89,12 @@ void net_node::send_packet(const address& to, std::string bytes) {
 
 void net_node::stream(const address& to, std::string request, bool want_reply, time_point deadline,
                       std::function<void(std::optional<std::string>)> done) {
+    stream_with_refusal(to, std::move(request), want_reply, deadline,
+                        [done = std::move(done)](std::optional<std::string> r, bool) { done(std::move(r)); });
+}
+
+void net_node::stream_with_refusal(const address& to, std::string request, bool want_reply, time_point deadline,
+                                   std::function<void(std::optional<std::string>, bool)> done) {
     if (stopping_ || !gate_.try_enter()) return;
     this_reactor().spawn(dial(to, std::move(request), want_reply, deadline, std::move(done)).with_cancel(&stop_));
 }
@@ -158,9 +164,11 @@ task<void> net_node::serve(tcp_stream conn) {
 }
 
 task<void> net_node::dial(address to, std::string request, bool want_reply, time_point dl,
-                          std::function<void(std::optional<std::string>)> done) {
+                          std::function<void(std::optional<std::string>, bool)> done) {
     std::optional<std::string> reply;
     auto c = co_await tcp_stream::connect(to_socket_address(to), dl);
+    // ECONNREFUSED: a reset answered the SYN, nobody listens there (not a timeout or an unreachable net).
+    bool refused = !c && c.error() == std::errc::connection_refused;
     if (c) {
         auto w = co_await c->write(buffer::copy_of(request), dl);
         if (w && want_reply) {
@@ -179,7 +187,7 @@ task<void> net_node::dial(address to, std::string request, bool want_reply, time
         }
         c->close();
     }
-    if (!stopping_) done(std::move(reply));
+    if (!stopping_) done(std::move(reply), refused);
     gate_.leave();
 }
 

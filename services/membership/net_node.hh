@@ -2,7 +2,8 @@
 // TCP listener on the same port — driven on the shard that starts it (the
 // gossip shard). It is the engine's `transport`: packets go out through the
 // batched UDP socket, each stream exchange (push/pull, TCP fallback ping,
-// reliable user message) is one short connection in its own task, inbound
+// reliable user message) is one short connection in its own task (a dial
+// answered by ECONNREFUSED is reported as refused: stream_with_refusal), inbound
 // streams are parsed incrementally with gossip::open_stream, and one task
 // sleeps until the memberlist's next timer.
 //
@@ -37,6 +38,8 @@ public:
     void send_packet(const address& to, std::string bytes) override;
     void stream(const address& to, std::string request, bool want_reply, time_point deadline,
                 std::function<void(std::optional<std::string>)> done) override;
+    void stream_with_refusal(const address& to, std::string request, bool want_reply, time_point deadline,
+                             std::function<void(std::optional<std::string>, bool)> done) override;
     void wake_at(time_point t) override;
 
     uint64_t udp_send_errors() const { return udp_.send_errors(); }
@@ -47,7 +50,7 @@ private:
     engine::task<void> timer_loop();
     engine::task<void> serve(engine::tcp_stream conn);
     engine::task<void> dial(address to, std::string request, bool want_reply, time_point deadline,
-                            std::function<void(std::optional<std::string>)> done);
+                            std::function<void(std::optional<std::string>, bool)> done);
 
     std::unique_ptr<memberlist> ml_;
     engine::udp_socket udp_;

@@ -30,12 +30,21 @@ struct sim_network::endpoint final : transport {
     }
     void stream(const address& to, std::string request, bool want_reply, time_point deadline,
                 std::function<void(std::optional<std::string>)> done) override {
+        stream_with_refusal(to, std::move(request), want_reply, deadline,
+                            [done = std::move(done)](std::optional<std::string> r, bool) { done(std::move(r)); });
+    }
+    void stream_with_refusal(const address& to, std::string request, bool want_reply, time_point deadline,
+                             std::function<void(std::optional<std::string>, bool)> done) override {
         size_t dst = net->index_of(to);
-        auto cb = std::make_shared<std::function<void(std::optional<std::string>)>>(std::move(done));
-        auto fail_at = [&](time_point t) { net->post(t, [cb] { (*cb)(std::nullopt); }); };
+        auto cb = std::make_shared<std::function<void(std::optional<std::string>, bool)>>(std::move(done));
+        auto fail_at = [&](time_point t) { net->post(t, [cb] { (*cb)(std::nullopt, false); }); };
         if (dead) return;
         if (dst >= net->nodes_.size() || !net->reachable(index, dst)) return fail_at(deadline);  // SYN lost
-        if (net->nodes_[dst]->dead) return fail_at(net->now_ + net->delay() * 2);                // RST
+        if (net->nodes_[dst]->dead) {  // nothing listens on a killed node's port: RST, connection refused
+            time_point rst = net->now_ + net->delay() * 2;
+            if (rst > deadline) return fail_at(deadline);
+            return net->post(rst, [cb] { (*cb)(std::nullopt, true); });
+        }
         net->bytes_ += request.size();
         net->stream_bytes_ += request.size();
         address from = net->addr(index);
@@ -45,14 +54,15 @@ struct sim_network::endpoint final : transport {
         size_t src = index;
         net->post(arrive, [n = net, src, dst, from, req, want_reply, deadline, cb] {
             auto& e = *n->nodes_[dst];
-            if (e.dead || !n->reachable(src, dst)) return n->post(deadline, [cb] { (*cb)(std::nullopt); });
+            if (e.dead || !n->reachable(src, dst)) return n->post(deadline, [cb] { (*cb)(std::nullopt, false); });
             std::string reply = e.ml->handle_stream(from, *req);
-            if (!want_reply) return n->post(n->now_, [cb] { (*cb)(std::nullopt); });
+            if (!want_reply) return n->post(n->now_, [cb] { (*cb)(std::nullopt, false); });
             n->bytes_ += reply.size();
             n->stream_bytes_ += reply.size();
             time_point back = n->now_ + n->delay();
-            if (reply.empty() || back > deadline) return n->post(std::min(back, deadline), [cb] { (*cb)(std::nullopt); });
-            n->post(back, [cb, r = std::move(reply)]() mutable { (*cb)(std::move(r)); });
+            if (reply.empty() || back > deadline)
+                return n->post(std::min(back, deadline), [cb] { (*cb)(std::nullopt, false); });
+            n->post(back, [cb, r = std::move(reply)]() mutable { (*cb)(std::move(r), false); });
         });
     }
     void wake_at(time_point t) override {

@@ -1,7 +1,8 @@
 // membership::sim_network: a seeded, deterministic simulated network for
 // memberlist nodes in one thread, on virtual time: UDP packets are lost,
 // delayed (uniformly in [min_delay, max_delay]) and duplicated with the given
-// probabilities; streams are reliable but cut by partitions and by dead nodes;
+// probabilities; streams are reliable but cut by partitions (no answer until the
+// deadline) and by dead nodes (refused after a round trip, as a reset would);
 // a partition assigns nodes to groups that cannot reach each other. Time moves
 // only from event to event, so minutes of protocol run in milliseconds.
 // Used by tests and by simulation tools; owns its nodes; single-threaded.
@@ -33,7 +34,7 @@ public:
     size_t size() const { return nodes_.size(); }
     static config named(config c, size_t i);
 
-    void kill(size_t i);  // kill -9: shuts the node down, packets to it vanish, streams are refused
+    void kill(size_t i);  // kill -9: shuts the node down, packets to it vanish, dials to it are refused
     bool killed(size_t i) const;
     // group(i) for every node; nodes in different groups cannot talk. heal() ends it.
     void partition(std::function<int(size_t)> group);

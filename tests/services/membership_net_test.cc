@@ -1,6 +1,7 @@
 // Two memberlist nodes on real loopback sockets (net_node) in one process, on
 // the gossip shard: join by TCP push/pull, probes over UDP, user messages by
-// UDP and TCP, graceful leave, clean stop. Real time (Local profile), ~1 s.
+// UDP and TCP, graceful leave, clean stop; a vanished node suspected on a refused
+// TCP fallback. Real time (Local profile), ~4 s.
 #include <gtest/gtest.h>
 
 #include "services/membership/net_node.hh"
@@ -108,5 +109,36 @@ PHAROS_CORO_TEST(membership_net, two_nodes_join_talk_and_leave_over_loopback) {
     }
     co_await exercise(*pa, *pb, at_a);
     co_await pb->stop();
+    co_await pa->stop();
+}
+
+// b goes away (its sockets close, as at kill -9): a's next probe of b finds the TCP fallback refused
+// (ECONNREFUSED on loopback) and suspects b right then, not at the probe deadline (~3 s of real time).
+PHAROS_CORO_TEST(membership_net, a_vanished_node_is_suspected_on_a_refused_fallback) {
+    auto pa = co_await start_on_free_port("a", 24800, {}, 3);
+    CO_ASSERT_TRUE(pa != nullptr);
+    auto pb = co_await start_on_free_port("b", 24900, {}, 4);
+    if (!pb) {
+        ADD_FAILURE() << "no free port for b";
+        co_await pa->stop();
+        co_return;
+    }
+    std::vector<address> seeds;
+    seeds.push_back(pa->ml().cfg().advertise);
+    pb->ml().join(seeds);
+    net_node* a = pa.get();
+    bool joined = co_await wait_for(
+        [](void* p) { return static_cast<net_node*>(p)->ml().count(node_state::alive) == 2; }, a, 5s);
+    co_await pb->stop();
+    bool refused = false;
+    if (joined) {
+        refused = co_await wait_for(
+            [](void* p) { return static_cast<net_node*>(p)->ml().stats().probes_refused >= 1; }, a, 5s);
+    }
+    EXPECT_TRUE(joined);
+    EXPECT_TRUE(refused);
+    if (refused) {
+        EXPECT_EQ(a->ml().state_of("b"), node_state::suspect);  // Local profile: 3 s of suspicion follow
+    }
     co_await pa->stop();
 }

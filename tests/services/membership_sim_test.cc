@@ -78,7 +78,8 @@ TEST(membership_sim, three_nodes_join_and_see_each_other) {
 }
 
 TEST(membership_sim, three_nodes_detect_a_kill_as_go_does) {
-    // Go (LAN, 3 nodes): NotifyLeave 5.5-7.0 s after kill -9 (memberlist-peer.md §5).
+    // Go (LAN, 3 nodes): NotifyLeave 5.5-7.0 s after kill -9 (memberlist-peer.md §5). pharos is quicker:
+    // the killed node's port refuses the TCP fallback, so the suspicion starts at the probe timeout.
     std::vector<double> secs;
     for (uint64_t seed = 1; seed <= 6; ++seed) {
         cluster c(3, config::lan("", {}), lossy(0, seed));
@@ -89,7 +90,8 @@ TEST(membership_sim, three_nodes_detect_a_kill_as_go_does) {
         ASSERT_TRUE(c.net.run_until([&] { return c.all_see_gone("n2"); }, killed_at + 30s));
         double t = std::chrono::duration<double>(c.net.now() - killed_at).count();
         secs.push_back(t);
-        // Detection = next probe (<= 1 s per survivor) + the 1 s probe deadline + 4 s suspicion.
+        // Detection = next probe (<= 1 s per survivor) + the 0.5 s probe timeout and a refused dial + 4 s
+        // suspicion (+ the 1 s deadline if the dial were not refused).
         EXPECT_GE(t, 4.5) << "seed " << seed;
         EXPECT_LE(t, 7.6) << "seed " << seed;
         EXPECT_EQ(c.false_positives(), 0u);
@@ -168,7 +170,9 @@ TEST_P(membership_loss, no_false_positives_with_lifeguard) {
                 loss * 100, tcp ? "on " : "off", c.false_positives(), (unsigned long)suspects, (unsigned long)refutes,
                 double(c.net.bytes_sent() - bytes0) / 50.0 / std::chrono::duration<double>(c.net.now() - t0).count());
     EXPECT_EQ(c.false_positives(), 0u);
-    EXPECT_TRUE(c.all_see_alive(50));
+    // Under heavy loss without TCP pings some suspicion is nearly always in flight (refuted within
+    // seconds): every node sees every node alive again soon, not necessarily at this very instant.
+    EXPECT_TRUE(c.net.run_until([&] { return c.all_see_alive(50); }, c.net.now() + 30s, 100ms));
 }
 
 INSTANTIATE_TEST_SUITE_P(loss, membership_loss,
