@@ -947,20 +947,63 @@ void memberlist::send_user_reliable(const address& to, std::string_view payload)
 
 void memberlist::push_pull_tick() {
     if (!running_) return;
-    size_t n = live_;
-    duration interval = cfg_.push_pull_interval;
-    if (n > 32) interval = interval * (int64_t(std::ceil(std::log2(double(n)) - 5.0)) + 1);
-    at(t_.now() + interval, [this] { push_pull_tick(); });
+    at(t_.now() + push_pull_period(), [this] { push_pull_tick(); });
     auto peers = random_nodes(1, [&](const entry& m) { return is_self(m) || m.state != node_state::alive; });
     if (peers.empty()) return;
     push_pull_with(addr_of(entries_[peers[0]]), false, {});
 }
 
+duration memberlist::push_pull_period() const {
+    // Go's pushPullScale: the interval grows by one step per doubling of N above 32.
+    size_t n = live_;
+    duration interval = cfg_.push_pull_interval;
+    if (n > 32) interval = interval * (int64_t(std::ceil(std::log2(double(n)) - 5.0)) + 1);
+    return interval;
+}
+
+std::vector<uint32_t> memberlist::push_pull_slots(bool join) {
+    size_t k = cfg_.push_pull_max_nodes;
+    if (join || k == 0 || live_ <= k) return order_;  // a joiner must learn everyone
+    // Bounded: ourselves; then up to half of K most recent state changes (within one push/pull
+    // period, so each change rides at least one of our own push/pulls, dead and left ones included);
+    // then the rest from a cursor over the table that moves on each time, so N/K exchanges cover it.
+    std::vector<uint32_t> out;
+    out.reserve(k);
+    uint32_t self = lookup(cfg_.name);
+    if (self != npos) out.push_back(self);
+    auto since = t_.now() - push_pull_period();
+    std::vector<uint32_t> recent;
+    for (uint32_t slot = 0; slot < entries_.size(); ++slot) {
+        const entry& e = entries_[slot];
+        if (e.name && slot != self && e.state_change >= since) recent.push_back(slot);
+    }
+    size_t want = std::min(recent.size(), (k - out.size()) / 2);
+    auto newer = [this](uint32_t a, uint32_t b) {
+        const auto &x = entries_[a].state_change, &y = entries_[b].state_change;
+        return x != y ? x > y : a < b;
+    };
+    if (want < recent.size()) {
+        std::nth_element(recent.begin(), recent.begin() + long(want), recent.end(), newer);
+        recent.resize(want);
+    }
+    std::sort(recent.begin(), recent.end(), newer);
+    out.insert(out.end(), recent.begin(), recent.end());
+    std::sort(recent.begin(), recent.end());
+    for (size_t seen = 0; out.size() < k && seen < entries_.size(); ++seen) {
+        if (push_pull_cursor_ >= entries_.size()) push_pull_cursor_ = 0;
+        uint32_t slot = push_pull_cursor_++;
+        if (!entries_[slot].name || slot == self || std::binary_search(recent.begin(), recent.end(), slot)) continue;
+        out.push_back(slot);
+    }
+    return out;
+}
+
 std::string memberlist::local_push_pull(bool join) {
     g::push_pull pp;
     pp.header.join = join;
-    pp.nodes.reserve(order_.size());
-    for (uint32_t slot : order_) {
+    auto slots = push_pull_slots(join);
+    pp.nodes.reserve(slots.size());
+    for (uint32_t slot : slots) {
         const entry& m = entries_[slot];
         g::push_node_state s;
         s.name = std::string(sv(m.name));
