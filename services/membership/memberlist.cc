@@ -961,21 +961,41 @@ duration memberlist::push_pull_period() const {
     return interval;
 }
 
-std::vector<uint32_t> memberlist::push_pull_slots(bool join) {
+std::vector<uint32_t> memberlist::push_pull_slots(bool join, const g::push_pull* remote) {
     size_t k = cfg_.push_pull_max_nodes;
     if (join || k == 0 || live_ <= k) return order_;  // a joiner must learn everyone
-    // Bounded: ourselves; then up to half of K most recent state changes (within one push/pull
-    // period, so each change rides at least one of our own push/pulls, dead and left ones included);
-    // then the rest from a cursor over the table that moves on each time, so N/K exchanges cover it.
-    std::vector<uint32_t> out;
+    // Bounded: ourselves; when answering, our newer incarnation of entries the request had stale
+    // (up to half of K: a node that missed a refutation hears it from the first peer that knows);
+    // then up to half of the rest: the most recent state changes (within one push/pull period, so
+    // each change rides at least one of our own push/pulls, dead and left ones included); then the
+    // rest from a cursor over the table that moves on each time, so N/K exchanges cover it all.
+    std::vector<uint32_t> out, taken;  // taken: sorted, for the later phases to skip
     out.reserve(k);
     uint32_t self = lookup(cfg_.name);
-    if (self != npos) out.push_back(self);
+    if (self != npos) out.push_back(self), taken.push_back(self);
+    auto add_from = [&](std::vector<uint32_t>& picked) {
+        out.insert(out.end(), picked.begin(), picked.end());
+        taken.insert(taken.end(), picked.begin(), picked.end());
+        std::sort(taken.begin(), taken.end());
+    };
+    if (remote) {
+        std::vector<uint32_t> fix;
+        size_t want = (k - out.size()) / 2;
+        for (const auto& r : remote->nodes) {
+            if (fix.size() >= want) break;
+            uint32_t slot = lookup(r.name);
+            if (slot != npos && slot != self && entries_[slot].incarnation > r.incarnation) fix.push_back(slot);
+        }
+        std::sort(fix.begin(), fix.end());
+        fix.erase(std::unique(fix.begin(), fix.end()), fix.end());
+        add_from(fix);
+    }
     auto since = t_.now() - push_pull_period();
     std::vector<uint32_t> recent;
     for (uint32_t slot = 0; slot < entries_.size(); ++slot) {
         const entry& e = entries_[slot];
-        if (e.name && slot != self && e.state_change >= since) recent.push_back(slot);
+        if (e.name && e.state_change >= since && !std::binary_search(taken.begin(), taken.end(), slot))
+            recent.push_back(slot);
     }
     size_t want = std::min(recent.size(), (k - out.size()) / 2);
     auto newer = [this](uint32_t a, uint32_t b) {
@@ -987,21 +1007,19 @@ std::vector<uint32_t> memberlist::push_pull_slots(bool join) {
         recent.resize(want);
     }
     std::sort(recent.begin(), recent.end(), newer);
-    out.insert(out.end(), recent.begin(), recent.end());
-    std::sort(recent.begin(), recent.end());
+    add_from(recent);
     for (size_t seen = 0; out.size() < k && seen < entries_.size(); ++seen) {
         if (push_pull_cursor_ >= entries_.size()) push_pull_cursor_ = 0;
         uint32_t slot = push_pull_cursor_++;
-        if (!entries_[slot].name || slot == self || std::binary_search(recent.begin(), recent.end(), slot)) continue;
-        out.push_back(slot);
+        if (entries_[slot].name && !std::binary_search(taken.begin(), taken.end(), slot)) out.push_back(slot);
     }
     return out;
 }
 
-std::string memberlist::local_push_pull(bool join) {
+std::string memberlist::local_push_pull(bool join, const g::push_pull* remote) {
     g::push_pull pp;
     pp.header.join = join;
-    auto slots = push_pull_slots(join);
+    auto slots = push_pull_slots(join, remote);
     pp.nodes.reserve(slots.size());
     for (uint32_t slot : slots) {
         const entry& m = entries_[slot];
@@ -1115,7 +1133,7 @@ std::string memberlist::handle_stream(const address&, std::string_view bytes) {
         g::push_pull pp;
         if (g::decode_push_pull(msg, pp) != g::errc::ok) break;
         // Reply with our state before merging theirs, echoing the Join flag.
-        auto reply = g::seal_stream(local_push_pull(pp.header.join), cfg_.enable_compression, cfg_.wire);
+        auto reply = g::seal_stream(local_push_pull(pp.header.join, &pp), cfg_.enable_compression, cfg_.wire);
         merge(pp);
         return reply;
     }

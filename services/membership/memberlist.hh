@@ -268,8 +268,9 @@ private:
     void send_msg(const address& to, std::string msg);  // piggybacks broadcasts; no CRC
     void raw_send(const address& to, std::string packet, uint8_t pmax);  // pmax 0: unknown peer
     void push_pull_with(const address& to, bool join, std::function<void(bool)> done);
-    std::string local_push_pull(bool join);
-    std::vector<uint32_t> push_pull_slots(bool join);  // the entries a push/pull carries, in order
+    // Our push/pull state; when answering, `remote` is the request (its stale entries are corrected).
+    std::string local_push_pull(bool join, const gossip::push_pull* remote = nullptr);
+    std::vector<uint32_t> push_pull_slots(bool join, const gossip::push_pull* remote);  // entries carried, in order
     duration push_pull_period() const;                  // push_pull_interval scaled with N, as Go's
     std::string self_vsn() const;
     void apply_awareness(int delta);

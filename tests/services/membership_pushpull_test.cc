@@ -133,6 +133,58 @@ TEST(membership_push_pull, a_joiner_gets_the_whole_table_from_one_member) {
         net.now() + 30s, 100ms));
 }
 
+// One node answers hand-made push/pull requests: what its reply carries.
+TEST(membership_push_pull, a_reply_is_bounded_unless_join_and_corrects_stale_entries) {
+    constexpr size_t n = 100;
+    auto cfg = small_config(16);
+    sim_network::options o;
+    o.seed = 15;
+    sim_network net(o);
+    for (size_t i = 0; i < n; ++i) net.add(cfg);
+    auto pp = full_list(cfg, n), newer = pp;
+    for (auto& e : newer.nodes) e.incarnation = 2;  // the answering node knows everyone at incarnation >= 2
+    for (size_t i = 0; i < n; ++i) {
+        net.node(i).start();
+        net.node(i).bootstrap(i == 1 ? newer : pp);
+    }
+    net.run_for(30s);  // the bootstrap is no longer a recent change (push/pull period: 15 s)
+    auto ask = [&](bool join, std::vector<size_t> stale) {
+        g::push_pull req;
+        req.header.join = join;
+        req.nodes.push_back(pp.nodes[0]);
+        req.nodes.back().incarnation = net.node(1).find("n0")->incarnation;  // the asker itself: up to date
+        for (size_t i : stale) {
+            req.nodes.push_back(pp.nodes[i]);
+            req.nodes.back().incarnation = 1;
+            req.nodes.back().state = node_state::dead;
+        }
+        auto raw = net.node(1).handle_stream(net.addr(0), g::seal_stream(g::encode_push_pull(req), false, {}));
+        std::string msg;
+        size_t used = 0;
+        g::push_pull reply;
+        EXPECT_EQ(g::open_stream(raw, {}, msg, used), g::errc::ok);
+        EXPECT_EQ(g::decode_push_pull(msg, reply), g::errc::ok);
+        EXPECT_EQ(reply.header.join, join);
+        return reply;
+    };
+    std::vector<size_t> stale;
+    stale.push_back(40);
+    stale.push_back(77);
+    auto reply = ask(false, stale);
+    ASSERT_EQ(reply.nodes.size(), 16u);
+    EXPECT_EQ(reply.nodes[0].name, "n1");  // ourselves first
+    EXPECT_EQ(reply.nodes[1].name, "n40");  // then what the asker had stale, with our incarnation
+    EXPECT_GE(reply.nodes[1].incarnation, 2u);
+    EXPECT_EQ(reply.nodes[2].name, "n77");
+    // The next request gets the next slice of the table.
+    auto next = ask(false, {});
+    ASSERT_EQ(next.nodes.size(), 16u);
+    EXPECT_NE(next.nodes[1].name, reply.nodes[3].name);
+    EXPECT_EQ(ask(true, {}).nodes.size(), n);  // a join gets the whole table
+    // The asker's stale dead entries are then merged as Go does: incarnation 1 < 2, ignored.
+    EXPECT_EQ(net.node(1).state_of("n40"), node_state::alive);
+}
+
 TEST(membership_push_pull, bounded_push_pulls_cover_the_whole_table) {
     // n0 starts knowing only the even nodes; no gossip will mention the odd ones (nothing changes),
     // so only the rotating slices of bounded push/pulls (16 entries) can teach it the other 50.
