@@ -56,8 +56,9 @@ struct config {
     int suspicion_max_timeout_mult = 6;
     duration push_pull_interval = std::chrono::seconds(30);
     // A periodic push/pull (Join=false, sent or answered) carries at most this many member entries: us,
-    // then the most recent state changes, then a rotating slice of the table (README "Bounded push/pull");
-    // a join push/pull always carries the whole table. 0: the whole table every time, as Go does.
+    // (in a reply) our newer version of the asker's stale entries, the most recent state changes, then a
+    // rotating slice of the table (README "Bounded push/pull"); a join push/pull always carries the
+    // whole table. 0: the whole table every time, as Go does.
     size_t push_pull_max_nodes = 256;
     duration probe_timeout = std::chrono::milliseconds(500);
     duration probe_interval = std::chrono::seconds(1);

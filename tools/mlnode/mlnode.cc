@@ -22,6 +22,7 @@ namespace {
 struct opts {
     std::string name = "pharos", bind = "127.0.0.1", join, profile = "lan", meta, state, key_b64, send_user;
     int port = 7946, duration = 60;
+    long push_pull_max = -1;  // -1: config's default
     bool leave = false, quiet = false;
 } o;
 
@@ -114,6 +115,7 @@ engine::task<int> run_node() {
         emit("\"event\":\"remote_state\",\"hex\":\"" + hex(b) + "\",\"join\":" + (join ? "true" : "false"));
     };
     c.meta = o.meta;
+    if (o.push_pull_max >= 0) c.push_pull_max_nodes = size_t(o.push_pull_max);
     net_node node(c, d, uint64_t(wall_ms()) ^ uint64_t(o.port));
     co_await node.start(*sa);
     emit("\"event\":\"started\"");
@@ -190,10 +192,11 @@ int main(int argc, char** argv) {
         else if (a == "-send-user") o.send_user = next();
         else if (a == "-leave") o.leave = true;
         else if (a == "-quiet-members") o.quiet = true;
+        else if (a == "-push-pull-max") o.push_pull_max = std::stol(next());
         else {
             std::fprintf(stderr, "usage: pharos-mlnode -name N [-bind IP] [-port P] [-join h:p,...] [-duration S]\n"
                                  "  [-profile lan|local|wan] [-meta M] [-state S] [-key BASE64] [-send-user name:payload]\n"
-                                 "  [-leave] [-quiet-members]\n");
+                                 "  [-leave] [-quiet-members] [-push-pull-max K]\n");
             return 2;
         }
     }
