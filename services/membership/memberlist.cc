@@ -1013,20 +1013,81 @@ void memberlist::send_user_reliable(const address& to, std::string_view payload)
 
 void memberlist::push_pull_tick() {
     if (!running_) return;
-    size_t n = live_;
-    duration interval = cfg_.push_pull_interval;
-    if (n > 32) interval = interval * (int64_t(std::ceil(std::log2(double(n)) - 5.0)) + 1);
-    at(t_.now() + interval, [this] { push_pull_tick(); });
+    at(t_.now() + push_pull_period(), [this] { push_pull_tick(); });
     auto peers = random_nodes(1, [&](const entry& m) { return is_self(m) || m.state != node_state::alive; });
     if (peers.empty()) return;
     push_pull_with(addr_of(entries_[peers[0]]), false, {});
 }
 
-std::string memberlist::local_push_pull(bool join) {
+duration memberlist::push_pull_period() const {
+    // Go's pushPullScale: the interval grows by one step per doubling of N above 32.
+    size_t n = live_;
+    duration interval = cfg_.push_pull_interval;
+    if (n > 32) interval = interval * (int64_t(std::ceil(std::log2(double(n)) - 5.0)) + 1);
+    return interval;
+}
+
+std::vector<uint32_t> memberlist::push_pull_slots(bool join, const g::push_pull* remote) {
+    size_t k = cfg_.push_pull_max_nodes;
+    if (join || k == 0 || live_ <= k) return order_;  // a joiner must learn everyone
+    // Bounded: ourselves; when answering, our newer incarnation of entries the request had stale
+    // (up to half of K: a node that missed a refutation hears it from the first peer that knows);
+    // then up to half of the rest: the most recent state changes (within one push/pull period, so
+    // each change rides at least one of our own push/pulls, dead and left ones included); then the
+    // rest from a cursor over the table that moves on each time, so N/K exchanges cover it all.
+    std::vector<uint32_t> out, taken;  // taken: sorted, for the later phases to skip
+    out.reserve(k);
+    uint32_t self = lookup(cfg_.name);
+    if (self != npos) out.push_back(self), taken.push_back(self);
+    auto add_from = [&](std::vector<uint32_t>& picked) {
+        out.insert(out.end(), picked.begin(), picked.end());
+        taken.insert(taken.end(), picked.begin(), picked.end());
+        std::sort(taken.begin(), taken.end());
+    };
+    if (remote) {
+        std::vector<uint32_t> fix;
+        size_t want = (k - out.size()) / 2;
+        for (const auto& r : remote->nodes) {
+            if (fix.size() >= want) break;
+            uint32_t slot = lookup(r.name);
+            if (slot != npos && slot != self && entries_[slot].incarnation > r.incarnation) fix.push_back(slot);
+        }
+        std::sort(fix.begin(), fix.end());
+        fix.erase(std::unique(fix.begin(), fix.end()), fix.end());
+        add_from(fix);
+    }
+    auto since = t_.now() - push_pull_period();
+    std::vector<uint32_t> recent;
+    for (uint32_t slot = 0; slot < entries_.size(); ++slot) {
+        const entry& e = entries_[slot];
+        if (e.name && e.state_change >= since && !std::binary_search(taken.begin(), taken.end(), slot))
+            recent.push_back(slot);
+    }
+    size_t want = std::min(recent.size(), (k - out.size()) / 2);
+    auto newer = [this](uint32_t a, uint32_t b) {
+        const auto &x = entries_[a].state_change, &y = entries_[b].state_change;
+        return x != y ? x > y : a < b;
+    };
+    if (want < recent.size()) {
+        std::nth_element(recent.begin(), recent.begin() + long(want), recent.end(), newer);
+        recent.resize(want);
+    }
+    std::sort(recent.begin(), recent.end(), newer);
+    add_from(recent);
+    for (size_t seen = 0; out.size() < k && seen < entries_.size(); ++seen) {
+        if (push_pull_cursor_ >= entries_.size()) push_pull_cursor_ = 0;
+        uint32_t slot = push_pull_cursor_++;
+        if (entries_[slot].name && !std::binary_search(taken.begin(), taken.end(), slot)) out.push_back(slot);
+    }
+    return out;
+}
+
+std::string memberlist::local_push_pull(bool join, const g::push_pull* remote) {
     g::push_pull pp;
     pp.header.join = join;
-    pp.nodes.reserve(order_.size());
-    for (uint32_t slot : order_) {
+    auto slots = push_pull_slots(join, remote);
+    pp.nodes.reserve(slots.size());
+    for (uint32_t slot : slots) {
         const entry& m = entries_[slot];
         g::push_node_state s;
         s.name = std::string(sv(m.name));
@@ -1138,7 +1199,7 @@ std::string memberlist::handle_stream(const address&, std::string_view bytes) {
         g::push_pull pp;
         if (g::decode_push_pull(msg, pp) != g::errc::ok) break;
         // Reply with our state before merging theirs, echoing the Join flag.
-        auto reply = g::seal_stream(local_push_pull(pp.header.join), cfg_.enable_compression, cfg_.wire);
+        auto reply = g::seal_stream(local_push_pull(pp.header.join, &pp), cfg_.enable_compression, cfg_.wire);
         merge(pp);
         return reply;
     }

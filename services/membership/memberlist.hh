@@ -55,6 +55,11 @@ struct config {
     int suspicion_mult = 4;
     int suspicion_max_timeout_mult = 6;
     duration push_pull_interval = std::chrono::seconds(30);
+    // A periodic push/pull (Join=false, sent or answered) carries at most this many member entries: us,
+    // (in a reply) our newer version of the asker's stale entries, the most recent state changes, then a
+    // rotating slice of the table (README "Bounded push/pull"); a join push/pull always carries the
+    // whole table. 0: the whole table every time, as Go does.
+    size_t push_pull_max_nodes = 256;
     duration probe_timeout = std::chrono::milliseconds(500);
     duration probe_interval = std::chrono::seconds(1);
     bool disable_tcp_pings = false;
@@ -279,7 +284,10 @@ private:
     void send_msg(const address& to, std::string msg);  // piggybacks broadcasts; no CRC
     void raw_send(const address& to, std::string packet, uint8_t pmax);  // pmax 0: unknown peer
     void push_pull_with(const address& to, bool join, std::function<void(bool)> done);
-    std::string local_push_pull(bool join);
+    // Our push/pull state; when answering, `remote` is the request (its stale entries are corrected).
+    std::string local_push_pull(bool join, const gossip::push_pull* remote = nullptr);
+    std::vector<uint32_t> push_pull_slots(bool join, const gossip::push_pull* remote);  // entries carried, in order
+    duration push_pull_period() const;                  // push_pull_interval scaled with N, as Go's
     std::string self_vsn() const;
     void apply_awareness(int delta);
     duration scaled(duration d) const { return d * (awareness_ + 1); }
@@ -319,6 +327,7 @@ private:
     std::vector<uint32_t> order_;  // probe order (slots)
     size_t live_ = 0;
     size_t probe_index_ = 0;
+    uint32_t push_pull_cursor_ = 0;  // next slot of entries_ for a bounded push/pull's rotating slice
     uint32_t seq_ = 0, incarnation_ = 0;
     int awareness_ = 0;
 

@@ -6,7 +6,8 @@ build/pharos-mlnode on 127.0.0.1, in both directions, in parallel scenarios:
   - a pharos node joins a Go node, and a Go node joins a pharos node;
   - push/pull user state and user messages (UDP and TCP) cross over;
   - each side detects the other's kill -9, and the other's graceful leave;
-  - the same join and user messages with encryption on (one AES key).
+  - the same join and user messages with encryption on (one AES key);
+  - Go merges a bounded periodic push/pull (pharos with -push-pull-max 1).
 Usage: memberlist_go_test.py PHAROS_MLNODE MLPEER_SOURCE_DIR BUILD_DIR
 """
 import json
@@ -200,12 +201,40 @@ def encrypted_cluster_joins_both_ways():
             n.stop()
 
 
+@scenario
+def go_merges_a_bounded_periodic_push_pull():
+    # pharos with push_pull_max_nodes = 1: its periodic push/pulls (sent and answered) carry only
+    # itself; Go's mergeRemoteState must take them (Join=false) and nobody may drop out.
+    g = go("g8", 17986, "-duration", "45", "-profile", "local", "-state", "G8")
+    time.sleep(0.5)
+    g9 = go("g9", 17988, "-duration", "45", "-join", "127.0.0.1:17986", "-profile", "local", "-state", "G9")
+    g.wait_event("join", "g9")
+    p = pharos("p10", 17987, "-duration", "45", "-join", "127.0.0.1:17986", "-profile", "local",
+               "-state", "P10", "-push-pull-max", "1")
+    try:
+        p.wait_event("join", "g9")  # the join reply carried Go's whole table
+        g9.wait_event("join", "p10")
+        bounded = lambda e: e.get("event") == "remote_state" and e["hex"] == hexs("P10") and not e["join"]
+        deadline = time.time() + 40  # push/pull every 15 s (local profile), staggered
+        while not any(bounded(e) for n in (g, g9) for e in list(n.events)):
+            assert time.time() < deadline, "no periodic push/pull from pharos reached Go"
+            time.sleep(0.5)
+        time.sleep(1)
+        for n in (g, g9, p):
+            assert not [e for e in list(n.events) if e.get("event") == "leave"], n.tag
+        print("bounded push/pull: Go merged pharos's 1-entry periodic state")
+    finally:
+        for n in (p, g9, g):
+            n.stop()
+
+
 def main():
     build_peer()
     threads = [threading.Thread(target=s) for s in (pharos_joins_go_and_go_detects_its_kill,
                                                     go_joins_pharos_and_pharos_detects_its_kill,
                                                     graceful_leaves_are_seen_quickly_both_ways,
-                                                    encrypted_cluster_joins_both_ways)]
+                                                    encrypted_cluster_joins_both_ways,
+                                                    go_merges_a_bounded_periodic_push_pull)]
     for t in threads:
         t.start()
     for t in threads:

@@ -8,7 +8,7 @@
 //   heal     a half/half partition until each side declares the other dead, then the time to converge
 // and prints the SWIM/Lifeguard analytic figures for the same N beside them.
 // Usage: pharos-gossip-sim [-nodes N] [-seed S] [-kills K] [-loss P] [-loss-seconds T]
-//        [-tcp-pings on|off] [-compression on|off] [-phases steady,kill,loss,heal]
+//        [-tcp-pings on|off] [-compression on|off] [-push-pull-max K] [-phases steady,kill,loss,heal]
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -37,6 +37,7 @@ struct opts {
     double loss = 0.10;
     int loss_seconds = 120;
     bool tcp_pings = true, compression = true;
+    long push_pull_max = -1;  // -1: config's default; 0: the whole table (Go)
     std::string phases = "steady,kill,loss,heal";
 } o;
 
@@ -108,6 +109,7 @@ int main(int argc, char** argv) {
     on_off("tcp-pings", o.tcp_pings, "TCP fallback pings");
     on_off("compression", o.compression, "LZW compression");
     f.string("phases", o.phases, "comma-separated: steady, kill, loss, heal");
+    f.number("push-pull-max", o.push_pull_max, "entries in a periodic push/pull (0: the whole table; -1: the built-in default)", -1L, 1L << 24);
     f.parse(argc, argv);
     auto has = [](const char* p) { return o.phases.find(p) != std::string::npos; };
     const size_t n = o.nodes;
@@ -121,6 +123,7 @@ int main(int argc, char** argv) {
     config base = config::lan("", {});
     base.disable_tcp_pings = !o.tcp_pings;
     base.enable_compression = o.compression;
+    if (o.push_pull_max >= 0) base.push_pull_max_nodes = size_t(o.push_pull_max);
     base.reconnect_interval = 30s;  // Serf's reconnector at Serf's default (what brings a healed partition back)
     for (size_t i = 0; i < n; ++i) {
         delegate d;
@@ -158,8 +161,8 @@ int main(int argc, char** argv) {
         return 1;
     }
     long rss_boot = rss_kb("VmRSS:");
-    std::printf("nodes %zu seed %lu compression %s tcp-pings %s\n", n, (unsigned long)o.seed,
-                o.compression ? "on" : "off", o.tcp_pings ? "on" : "off");
+    std::printf("nodes %zu seed %lu compression %s tcp-pings %s push-pull-max %zu\n", n, (unsigned long)o.seed,
+                o.compression ? "on" : "off", o.tcp_pings ? "on" : "off", base.push_pull_max_nodes);
     std::printf("bootstrap: %.1f s wall, RSS %.0f MiB (%.0f B per member-table entry)\n", wall() - w0,
                 rss_boot / 1024.0, rss_boot * 1024.0 / (double(n) * double(n)));
     std::fflush(stdout);
@@ -188,13 +191,17 @@ int main(int argc, char** argv) {
         duration period = base.push_pull_interval;
         if (n > 32) period = period * (int64_t(std::ceil(std::log2(double(n)) - 5.0)) + 1);
         uint64_t udp0 = s.udp_bytes(), tcp0 = s.net.stream_bytes_sent(), pk0 = s.sum(&counters::packets_out);
+        uint64_t st0 = s.sum(&counters::streams_in);
         s.net.run_for(period);
         double per = double(n) * secs(period);
         double udp = double(s.udp_bytes() - udp0) / per, tcp = double(s.net.stream_bytes_sent() - tcp0) / per;
+        uint64_t streams = s.sum(&counters::streams_in) - st0;
         std::printf(
             "steady (0%% loss, %.0f s = one push/pull period): %.0f B/node/s (UDP %.0f, streams %.0f), "
-            "%.1f packets/node/s; %.1f s wall\n",
-            secs(period), udp + tcp, udp, tcp, double(s.sum(&counters::packets_out) - pk0) / per, wall() - w);
+            "%.1f packets/node/s, %lu streams of %.0f B (request + reply); %.1f s wall\n",
+            secs(period), udp + tcp, udp, tcp, double(s.sum(&counters::packets_out) - pk0) / per,
+            (unsigned long)streams, streams ? double(s.net.stream_bytes_sent() - tcp0) / double(streams) : 0.0,
+            wall() - w);
         std::fflush(stdout);
     }
 

@@ -23,6 +23,7 @@ namespace {
 struct opts {
     std::string name = "pharos", bind = "127.0.0.1", join, profile = "lan", meta, state, key_b64, send_user;
     int port = 7946, duration = 60;
+    long push_pull_max = -1;  // -1: config's default
     bool leave = false, quiet = false;
 } o;
 
@@ -115,6 +116,7 @@ engine::task<int> run_node() {
         emit("\"event\":\"remote_state\",\"hex\":\"" + hex(b) + "\",\"join\":" + (join ? "true" : "false"));
     };
     c.meta = o.meta;
+    if (o.push_pull_max >= 0) c.push_pull_max_nodes = size_t(o.push_pull_max);
     net_node node(c, d, uint64_t(wall_ms()) ^ uint64_t(o.port));
     co_await node.start(*sa);
     emit("\"event\":\"started\"");
@@ -189,6 +191,7 @@ int main(int argc, char** argv) {
     f.string("send-user", o.send_user, "name:payload: send a user message to that member once it is known");
     f.boolean("leave", o.leave, "leave gracefully at the end");
     f.boolean("quiet-members", o.quiet, "do not print the member list every second");
+    f.number("push-pull-max", o.push_pull_max, "entries in a periodic push/pull (0: the whole table; -1: the built-in default)", -1L, 1L << 24);
     f.parse(argc, argv);
     engine::smp_config cfg;
     cfg.shards = 1;
