@@ -180,24 +180,41 @@ def graceful_leaves_are_seen_quickly_both_ways():
 
 @scenario
 def encrypted_cluster_joins_both_ways():
-    g = go("g6", 17976, "-duration", "30", "-key", KEY, "-profile", "local")
+    """With encryption on: joins both ways, user messages and push/pull state both ways, a graceful
+    leave, and each side detecting the other's kill -9."""
+    g = go("g6", 17976, "-duration", "45", "-key", KEY, "-profile", "local", "-state", "GSEC")
     time.sleep(0.5)
-    p = pharos("p6", 17977, "-duration", "30", "-key", KEY, "-join", "127.0.0.1:17976", "-profile", "local",
-               "-send-user", "g6:secret")
+    p = pharos("p6", 17977, "-duration", "45", "-key", KEY, "-join", "127.0.0.1:17976", "-profile", "local",
+               "-send-user", "g6:secret", "-state", "PSEC")
     p.wait_event("started")
-    g7 = go("g7", 17978, "-duration", "30", "-key", KEY, "-join", "127.0.0.1:17977", "-profile", "local")
+    g7 = go("g7", 17978, "-duration", "45", "-key", KEY, "-join", "127.0.0.1:17977", "-profile", "local")
+    p8 = pharos("p8", 17979, "-duration", "4", "-key", KEY, "-join", "127.0.0.1:17976", "-leave", "-profile", "local")
     try:
         g.wait_event("join", "p6")
         p.wait_event("join", "g7")
         g.wait_event("join", "g7")
         g.wait(lambda e: e.get("event") == "user_msg" and e["hex"] == hexs("secret-tcp"), 5, "encrypted tcp user msg")
         g.wait(lambda e: e.get("event") == "user_msg" and e["hex"] == hexs("secret-udp"), 5, "encrypted udp user msg")
-        time.sleep(2)
+        g.wait(lambda e: e.get("event") == "remote_state" and e["hex"] == hexs("PSEC"), 5, "p6 state, encrypted")
+        p.wait(lambda e: e.get("event") == "remote_state" and e["hex"] == hexs("GSEC"), 5, "g6 state, encrypted")
+        g.wait_event("join", "p8")
+        p8.proc.wait(timeout=15)  # left gracefully and exited after 4 s
+        exited_ms = time.time() * 1000
+        ev = g.wait_event("leave", "p8", timeout=10)
+        assert ev["t_ms"] - exited_ms < 3000, (ev, exited_ms)  # the leave message, not failure detection
+        time.sleep(1)
         killed = g7.kill9()
         ev = p.wait_event("leave", "g7", timeout=15)
         print("encrypted: pharos saw go g7 dead %d ms after kill -9 (Go vs Go, Local: 4500-5600 ms)" % (ev["t_ms"] - killed))
+        killed = p.kill9()
+        # g6 is alone now, but Go counts the dead g7 and the left p8 in its estimate of N (4), so it
+        # expects one confirmation that nobody can send: the suspicion runs its maximum, 6 x 3 s.
+        ev = g.wait_event("leave", "p6", timeout=30)
+        dt = ev["t_ms"] - killed
+        print("encrypted: go saw pharos p6 dead %d ms after kill -9 (Go's maximum suspicion: 18 s)" % dt)
+        assert 1000 < dt < 28000, dt
     finally:
-        for n in (p, g7, g):
+        for n in (p, p8, g7, g):
             n.stop()
 
 
