@@ -43,26 +43,14 @@ def wait_until(pred, timeout, what):
     return support.wait_until(what, pred, timeout, interval=0.1)
 
 
-class Agent(support.Agent):
+class Agent(support.GossipAgent):
     """A gossiping dev agent named `name`, started at once (ready() waits for its HTTP API)."""
 
     def __init__(self, name, *extra):
-        self.name = name
-        self.serf = support.free_port(udp=True)
-        super().__init__(PHAROS, "-node", name, "-bind", "127.0.0.1", "-server-port", str(support.free_port()),
-                         *extra, serf_port=self.serf)
-        self.http = self.port
-        self.start(ready=False)
-
-    def ready(self):
-        self.wait_ready(10)
-        return self
+        super().__init__(PHAROS, name, *extra)
 
     def output(self):
         return self.log(tail=1 << 20)
-
-    def members(self):
-        return {m["Name"]: m for m in get(self.http, "/v1/agent/members")}
 
     def status_of(self, name):
         m = self.members().get(name)
@@ -80,24 +68,10 @@ class Agent(support.Agent):
                                      (self.name, name, got, want, timeout, self.members()))
             time.sleep(0.1)
 
-    def cli(self, *args):
-        return subprocess.run([PHAROS] + list(args), capture_output=True, text=True, timeout=30,
-                              env=dict(os.environ, CONSUL_HTTP_ADDR="127.0.0.1:%d" % self.http))
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.kill9()
-
-
-def build_peer():
-    env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode", GOPROXY="off",
-               GOCACHE=os.path.join(BUILD, "gocache"), GOFLAGS="")
-    subprocess.run(["go", "build", "-o", PEER, "."], cwd=PEER_SRC, env=env, check=True)
-
 
 class GossipAgents(unittest.TestCase):
     def test_four_agents_and_a_go_peer(self):
-        build_peer()
+        support.build_go_peer(PEER_SRC, BUILD, PEER)
         a1 = Agent("a1").ready()
         self.addCleanup(a1.stop)
         # A -join that reaches nobody fails the start, as in Consul.

@@ -39,38 +39,12 @@ def key(n):
     return base64.b64encode(os.urandom(n)).decode()
 
 
-class Agent(support.Agent):
+class Agent(support.GossipAgent):
     def __init__(self, name, *extra, serf=None):
-        self.name = name
-        self.serf = serf or support.free_port(udp=True)
-        super().__init__(PHAROS, "-node", name, "-bind", "127.0.0.1", "-server-port", str(support.free_port()),
-                         *extra, serf_port=self.serf)
-        self.http = self.port
-        self.start(ready=False)
-
-    def ready(self):
-        self.wait_ready(10)
-        return self
-
-    def alive(self):
-        return {m["Name"] for m in self.get_json("/v1/agent/members") if m["Status"] == 1}
+        super().__init__(PHAROS, name, *extra, serf=serf)
 
     def keyring(self, method, k=None):
         return self.call(method, "/v1/operator/keyring", None if k is None else {"Key": k}, timeout=15)
-
-    def cli(self, *args):
-        return subprocess.run([PHAROS] + list(args), capture_output=True, text=True, timeout=30,
-                              env=dict(os.environ, CONSUL_HTTP_ADDR="127.0.0.1:%d" % self.http))
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.kill9()
-
-
-def build_peer():
-    env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode", GOPROXY="off",
-               GOCACHE=os.path.join(BUILD, "gocache"), GOFLAGS="")
-    subprocess.run(["go", "build", "-o", PEER, "."], cwd=PEER_SRC, env=env, check=True)
 
 
 class GossipKeyring(unittest.TestCase):
@@ -85,7 +59,7 @@ class GossipKeyring(unittest.TestCase):
                 time.sleep(0.05)
 
     def test_rotation_through_the_api_and_the_cli(self):
-        build_peer()
+        support.build_go_peer(PEER_SRC, BUILD, PEER)
         k1, k2, k3 = key(16), key(32), key(24)
         data = tempfile.mkdtemp(prefix="pharos-keyring-")
         self.addCleanup(shutil.rmtree, data, True)

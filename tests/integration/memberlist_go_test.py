@@ -18,15 +18,12 @@ import sys
 import threading
 import time
 
+import support
+
 MLNODE, PEER_SRC, BUILD = (os.path.abspath(a) for a in sys.argv[1:4])
 PEER = os.path.join(BUILD, "mlpeer")
 KEY = "SGVsbG8sIHBoYXJvcyBnb3NzaXAga2V5IDMyYnl0ZXM="  # 32 bytes, base64
 
-
-def build_peer():
-    env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode", GOPROXY="off",
-               GOCACHE=os.path.join(BUILD, "gocache"), GOFLAGS="")
-    subprocess.run(["go", "build", "-o", PEER, "."], cwd=PEER_SRC, env=env, check=True)
 
 
 class Node:
@@ -246,7 +243,7 @@ def go_merges_a_bounded_periodic_push_pull():
 
 
 def main():
-    build_peer()
+    support.build_go_peer(PEER_SRC, BUILD, PEER)
     threads = [threading.Thread(target=s) for s in (pharos_joins_go_and_go_detects_its_kill,
                                                     go_joins_pharos_and_pharos_detects_its_kill,
                                                     graceful_leaves_are_seen_quickly_both_ways,

@@ -4,6 +4,7 @@ for a condition, and a `pharos agent` process (start, ready, stop, kill -9, log)
 A test imports it from its own folder (`import support`); nothing here binds
 outside 127.0.0.1, and every wait has a deadline."""
 import http.client
+import os
 import json
 import signal
 import socket
@@ -155,6 +156,45 @@ class Agent:
     def _close_log(self):
         if getattr(self, "logf", None) and not self.logf.closed:
             self.logf.close()
+
+
+class GossipAgent(Agent):
+    """A dev agent named `name` in a LAN pool on 127.0.0.1 (its own serf_lan port, or `serf`), started at
+    once; ready() waits for its HTTP API. stop() is kill -9 (cleanup after a failure)."""
+
+    def __init__(self, binary, name, *extra, serf=None):
+        self.name = name
+        self.serf = serf or free_port(udp=True)
+        super().__init__(binary, "-node", name, "-bind", "127.0.0.1", "-server-port", str(free_port()),
+                         *extra, serf_port=self.serf)
+        self.http = self.port
+        self.start(ready=False)
+
+    def ready(self):
+        self.wait_ready(10)
+        return self
+
+    def members(self):
+        return {m["Name"]: m for m in self.get_json("/v1/agent/members")}
+
+    def alive(self):
+        return {name for name, m in self.members().items() if m["Status"] == 1}
+
+    def cli(self, *args):
+        """`pharos <args>` against this agent's HTTP API."""
+        return subprocess.run([self.binary] + list(args), capture_output=True, text=True, timeout=30,
+                              env=dict(os.environ, CONSUL_HTTP_ADDR="127.0.0.1:%d" % self.http))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.kill9()
+
+
+def build_go_peer(src, build_dir, out):
+    """Builds the Go memberlist peer (tests/integration/mlpeer) offline from Debian's Go packages."""
+    env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode", GOPROXY="off",
+               GOCACHE=os.path.join(build_dir, "gocache"), GOFLAGS="")
+    subprocess.run(["go", "build", "-o", out, "."], cwd=src, env=env, check=True)
 
 
 def stop_all(*procs, timeout=15):
