@@ -97,6 +97,24 @@ config sim_network::named(config c, size_t i) {
     return c;
 }
 
+gossip::push_pull sim_network::everyone_alive(const config& base, size_t n) {
+    gossip::push_pull pp;
+    pp.header.join = true;
+    pp.nodes.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+        gossip::push_node_state st;
+        config c = named(base, i);
+        st.name = c.name;
+        st.addr = c.advertise.ip;
+        st.port = c.advertise.port;
+        st.incarnation = 1;
+        st.state = node_state::alive;
+        st.vsn = std::string{char(1), char(5), char(base.protocol_version), 0, 0, 0};
+        pp.nodes.push_back(std::move(st));
+    }
+    return pp;
+}
+
 size_t sim_network::add(config cfg, delegate d) {
     size_t i = nodes_.size();
     auto e = std::make_unique<endpoint>();

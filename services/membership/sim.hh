@@ -33,6 +33,9 @@ public:
     address addr(size_t i) const;
     size_t size() const { return nodes_.size(); }
     static config named(config c, size_t i);
+    // The state a join push/pull would bring nodes 0..n-1 of `base`: every one alive at incarnation 1
+    // (for memberlist::bootstrap, so large simulations start converged).
+    static gossip::push_pull everyone_alive(const config& base, size_t n);
 
     void kill(size_t i);  // kill -9: shuts the node down, packets to it vanish, dials to it are refused
     bool killed(size_t i) const;

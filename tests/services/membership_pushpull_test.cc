@@ -17,24 +17,6 @@ namespace {
 
 double secs(duration d) { return std::chrono::duration<double>(d).count(); }
 
-// The push/pull state every node of an n-node simulation would have after joining: all alive.
-g::push_pull full_list(const config& base, size_t n) {
-    g::push_pull pp;
-    pp.header.join = true;
-    for (size_t i = 0; i < n; ++i) {
-        g::push_node_state s;
-        auto c = sim_network::named(base, i);
-        s.name = c.name;
-        s.addr = c.advertise.ip;
-        s.port = c.advertise.port;
-        s.incarnation = 1;
-        s.state = node_state::alive;
-        s.vsn = std::string{1, 5, 2, 0, 0, 0};
-        pp.nodes.push_back(s);
-    }
-    return pp;
-}
-
 config small_config(size_t max_nodes) {
     auto cfg = config::lan("", {});
     cfg.enable_compression = false;          // count entries, not how well LZW squeezes them
@@ -55,7 +37,7 @@ bytes_measure periodic_stream_bytes(size_t n, size_t max_nodes) {
     o.seed = 11;
     sim_network net(o);
     for (size_t i = 0; i < n; ++i) net.add(cfg);
-    auto pp = full_list(cfg, n);
+    auto pp = sim_network::everyone_alive(cfg, n);
     for (size_t i = 0; i < n; ++i) {
         net.node(i).start();
         net.node(i).bootstrap(pp);
@@ -105,7 +87,7 @@ TEST(membership_push_pull, a_joiner_gets_the_whole_table_from_one_member) {
     o.seed = 12;
     sim_network net(o);
     for (size_t i = 0; i < n + 1; ++i) net.add(cfg);
-    auto pp = full_list(cfg, n);
+    auto pp = sim_network::everyone_alive(cfg, n);
     for (size_t i = 0; i < n; ++i) {
         net.node(i).start();
         net.node(i).bootstrap(pp);
@@ -141,7 +123,7 @@ TEST(membership_push_pull, a_reply_is_bounded_unless_join_and_corrects_stale_ent
     o.seed = 15;
     sim_network net(o);
     for (size_t i = 0; i < n; ++i) net.add(cfg);
-    auto pp = full_list(cfg, n), newer = pp;
+    auto pp = sim_network::everyone_alive(cfg, n), newer = pp;
     for (auto& e : newer.nodes) e.incarnation = 2;  // the answering node knows everyone at incarnation >= 2
     for (size_t i = 0; i < n; ++i) {
         net.node(i).start();
@@ -194,7 +176,7 @@ TEST(membership_push_pull, bounded_push_pulls_cover_the_whole_table) {
     o.seed = 13;
     sim_network net(o);
     for (size_t i = 0; i < n; ++i) net.add(cfg);
-    auto pp = full_list(cfg, n);
+    auto pp = sim_network::everyone_alive(cfg, n);
     g::push_pull half;
     for (size_t i = 0; i < n; i += 2) half.nodes.push_back(pp.nodes[i]);
     for (size_t i = 0; i < n; ++i) {
@@ -217,7 +199,7 @@ TEST(membership_push_pull, a_healed_partition_converges_with_bounded_push_pulls)
     o.seed = 14;
     sim_network net(o);
     for (size_t i = 0; i < n; ++i) net.add(cfg);
-    auto pp = full_list(cfg, n);
+    auto pp = sim_network::everyone_alive(cfg, n);
     for (size_t i = 0; i < n; ++i) {
         net.node(i).start();
         net.node(i).bootstrap(pp);

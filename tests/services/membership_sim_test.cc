@@ -230,17 +230,7 @@ TEST(membership_sim, five_hundred_nodes_no_false_positives_at_ten_percent_loss) 
         d.on_leave = [&dead_seen](const member& m) { dead_seen.push_back(m.name); };
         net.add(cfg, d);
     }
-    g::push_pull pp;
-    for (size_t i = 0; i < 500; ++i) {
-        g::push_node_state s;
-        auto c = sim_network::named(cfg, i);
-        s.name = c.name;
-        s.addr = c.advertise.ip;
-        s.port = c.advertise.port;
-        s.incarnation = 1;
-        s.vsn = std::string{1, 5, 2, 0, 0, 0};
-        pp.nodes.push_back(s);
-    }
+    auto pp = sim_network::everyone_alive(cfg, 500);
     for (size_t i = 0; i < 500; ++i) {
         net.node(i).start();
         net.node(i).bootstrap(pp);

@@ -137,20 +137,7 @@ int main(int argc, char** argv) {
         s.net.add(base, std::move(d));
     }
     // The state a join push/pull would have brought: every node alive at incarnation 1.
-    g::push_pull pp;
-    pp.header.join = true;
-    pp.nodes.reserve(n);
-    for (size_t i = 0; i < n; ++i) {
-        g::push_node_state st;
-        config c = sim_network::named(base, i);
-        st.name = c.name;
-        st.addr = c.advertise.ip;
-        st.port = c.advertise.port;
-        st.incarnation = 1;
-        st.state = node_state::alive;
-        st.vsn = std::string{char(1), char(5), char(base.protocol_version), 0, 0, 0};
-        pp.nodes.push_back(std::move(st));
-    }
+    g::push_pull pp = sim_network::everyone_alive(base, n);
     for (size_t i = 0; i < n; ++i) {
         s.net.node(i).start();
         s.net.node(i).bootstrap(pp);
