@@ -30,18 +30,23 @@ struct bytes_measure {
     uint64_t exchanges = 0;
 };
 
-// n nodes, all knowing each other; after the first push/pulls, the stream bytes over 60 s.
-bytes_measure periodic_stream_bytes(size_t n, size_t max_nodes) {
-    auto cfg = small_config(max_nodes);
-    sim_network::options o;
-    o.seed = 11;
-    sim_network net(o);
+// Adds n nodes of `cfg`, started and all knowing each other (as after their joins).
+void add_converged(sim_network& net, const config& cfg, size_t n) {
     for (size_t i = 0; i < n; ++i) net.add(cfg);
     auto pp = sim_network::everyone_alive(cfg, n);
     for (size_t i = 0; i < n; ++i) {
         net.node(i).start();
         net.node(i).bootstrap(pp);
     }
+}
+
+// n nodes, all knowing each other; after the first push/pulls, the stream bytes over 60 s.
+bytes_measure periodic_stream_bytes(size_t n, size_t max_nodes) {
+    auto cfg = small_config(max_nodes);
+    sim_network::options o;
+    o.seed = 11;
+    sim_network net(o);
+    add_converged(net, cfg, n);
     net.run_for(10s);
     auto streams = [&] {
         uint64_t s = 0;
@@ -198,12 +203,7 @@ TEST(membership_push_pull, a_healed_partition_converges_with_bounded_push_pulls)
     sim_network::options o;
     o.seed = 14;
     sim_network net(o);
-    for (size_t i = 0; i < n; ++i) net.add(cfg);
-    auto pp = sim_network::everyone_alive(cfg, n);
-    for (size_t i = 0; i < n; ++i) {
-        net.node(i).start();
-        net.node(i).bootstrap(pp);
-    }
+    add_converged(net, cfg, n);
     net.run_for(20s);
     net.partition([](size_t i) { return int(i % 2); });
     ASSERT_TRUE(net.run_until(
