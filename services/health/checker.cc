@@ -88,7 +88,7 @@ void checker_stats::merge(const checker_stats& o) {
 // A waiting check is this entry and its timer node in the shard's timer heap:
 // no coroutine. The timer spawns run_once (probe, report, re-arm), whose frame
 // lives only while the probe runs.
-struct checker::entry {
+struct checker::entry : std::enable_shared_from_this<checker::entry> {
     explicit entry(checker* c) : owner(c) {}
     entry(const entry&) = delete;
     ~entry() {
@@ -184,11 +184,12 @@ void checker::arm(entry& e, deadline when) {
     e.timer.when = when;
     e.timer.ctx = &e;
     e.timer.fire = [](timer_node* n) {
+        // Armed only while the entry is alive (its destructor disarms it) and
+        // not running; removed or stopping: no run.
         auto* self = static_cast<entry*>(n->ctx);
         checker* c = self->owner;
-        auto it = c->checks_.find(self->id);
-        if (it == c->checks_.end() || it->second.get() != self || c->gate_.closing()) return;
-        this_reactor().spawn(c->run_once(it->second));
+        if (self->removed || c->gate_.closing()) return;
+        this_reactor().spawn(c->run_once(self->shared_from_this()));
     };
     this_reactor().add_timer(&e.timer);
 }

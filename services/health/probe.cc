@@ -135,8 +135,40 @@ result<socket_address> resolve(std::string_view hp, std::string_view network, st
 
 // ---------- HTTP ----------
 
+http_target::http_target(const parts& p) : tls_(p.tls), skip_verify_(p.skip_verify) {
+    const std::string* texts[n_texts] = {&p.url, &p.method, &p.sni, &p.addr_text, &p.dial, &p.request, &p.error};
+    size_t total = 0;
+    for (int i = 0; i < n_texts; ++i) end_[i] = uint32_t(total += texts[i]->size());
+    text_ = std::make_unique_for_overwrite<char[]>(total);
+    for (int i = 0; i < n_texts; ++i) std::memcpy(text_.get() + (i ? end_[i - 1] : 0), texts[i]->data(), texts[i]->size());
+    if (p.addr.len > 0 && size_t(p.addr.len) <= sizeof sa_) {
+        std::memcpy(&sa_, p.addr.sa(), p.addr.len);
+        salen_ = uint8_t(p.addr.len);
+    }
+}
+
+socket_address http_target::addr() const noexcept {
+    return salen_ ? socket_address::from(reinterpret_cast<const sockaddr*>(&sa_), salen_) : socket_address{};
+}
+
+std::shared_ptr<const http_target> http_target::at(const socket_address& a) const {
+    parts p;
+    p.url = url();
+    p.method = method();
+    p.tls = tls_;
+    p.sni = sni();
+    p.skip_verify = skip_verify_;
+    p.addr = a;
+    p.addr_text = a.to_string();
+    p.request = request();
+    p.error = error();
+    return std::make_shared<const http_target>(p);
+}
+
 std::shared_ptr<const http_target> prepare_http(const http_options& o) {
-    auto t = std::make_shared<http_target>();
+    http_target::parts p;
+    auto* t = &p;
+    auto done = [&p] { return std::make_shared<const http_target>(p); };
     t->url = o.url;
     t->method = o.method.empty() ? "GET" : o.method;
     t->skip_verify = o.tls_skip_verify;
@@ -154,7 +186,7 @@ std::shared_ptr<const http_target> prepare_http(const http_options& o) {
         std::string m = t->method;
         for (size_t i = 1; i < m.size(); ++i) m[i] = char(std::tolower(static_cast<unsigned char>(m[i])));
         t->error = m + " \"" + o.url + "\": unsupported protocol scheme \"" + scheme + "\"";
-        return t;
+        return done();
     }
     auto slash = rest.find_first_of("/?#");
     std::string_view authority = rest.substr(0, slash);
@@ -177,7 +209,7 @@ std::shared_ptr<const http_target> prepare_http(const http_options& o) {
         std::string m = t->method;
         for (size_t i = 1; i < m.size(); ++i) m[i] = char(std::tolower(static_cast<unsigned char>(m[i])));
         t->error = m + " \"" + o.url + "\": " + err;
-        return t;
+        return done();
     }
     if (a) {
         t->addr = *a;
@@ -208,7 +240,7 @@ std::shared_ptr<const http_target> prepare_http(const http_options& o) {
     if (!o.body.empty()) r += "Content-Length: " + std::to_string(o.body.size()) + "\r\n";
     r += "Connection: close\r\n\r\n";
     r += o.body;
-    return t;
+    return done();
 }
 
 namespace {
@@ -344,8 +376,8 @@ struct response_reader {
     }
 };
 
-std::string go_method(const std::string& m) {
-    std::string s = m;
+std::string go_method(std::string_view m) {
+    std::string s(m);
     for (size_t i = 1; i < s.size(); ++i) s[i] = char(std::tolower(static_cast<unsigned char>(s[i])));
     return s;
 }
@@ -395,8 +427,22 @@ bool eof_queued(int fd) noexcept {
     return ::recv(fd, &b, 1, MSG_DONTWAIT) == 0;
 }
 
+// Go's `Get "<url>": ` before a transport error.
+std::string error_prefix(const http_target& t) {
+    std::string s = go_method(t.method());
+    s.append(" \"").append(t.url()).append("\": ");
+    return s;
+}
+
 std::string timeout_text(const http_target& t) {
-    return go_method(t.method) + " \"" + t.url + "\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)";
+    return error_prefix(t) + "context deadline exceeded (Client.Timeout exceeded while awaiting headers)";
+}
+
+// "HTTP GET <url>: 200 OK Output: <body>"
+std::string result_text(const http_target& t, const std::string& status_text, const std::string& body) {
+    std::string s = "HTTP ";
+    s.append(t.method()).append(" ").append(t.url()).append(": ").append(status_text).append(" Output: ").append(body);
+    return s;
 }
 
 // Plain HTTP: socket, connect, send, one-shot receives into one buffer, close.
@@ -404,12 +450,12 @@ std::string timeout_text(const http_target& t) {
 task<probe_result> http_plain(std::shared_ptr<const http_target> t, size_t max_output, deadline dl) {
     probe_result res;
     reactor& r = this_reactor();
-    auto prefix = [&t]() { return go_method(t->method) + " \"" + t->url + "\": "; };
+    auto prefix = [&t]() { return error_prefix(*t); };
     auto failed = [&](int err, const char* what) {
         if (err == -ECANCELED && clock::now() >= dl) return timeout_text(*t);
         if (std::strcmp(what, "connect") == 0)
-            return prefix() + "dial tcp " + t->addr_text + ": connect: " + errno_text(err);
-        return prefix() + what + " tcp " + t->addr_text + ": " + errno_text(err);
+            return prefix() + "dial tcp " + std::string(t->addr_text()) + ": connect: " + errno_text(err);
+        return prefix() + what + " tcp " + std::string(t->addr_text()) + ": " + errno_text(err);
     };
     // Non-blocking connect in the call: on loopback (and whenever the answer
     // is already there) the handshake has finished when connect returns
@@ -420,12 +466,13 @@ task<probe_result> http_plain(std::shared_ptr<const http_target> t, size_t max_o
     // reactor, then reads the connect's result (SO_ERROR). A send error before
     // the connection is known to be up is the connect's error (the send
     // returns, and clears, the socket's pending error: refused, unreachable).
-    int fd = ::socket(t->addr.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    const socket_address addr = t->addr();
+    int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
-        res.output = prefix() + "dial tcp " + t->addr_text + ": socket: " + errno_text(-errno);
+        res.output = prefix() + "dial tcp " + std::string(t->addr_text()) + ": socket: " + errno_text(-errno);
         co_return res;
     }
-    bool connected = ::connect(fd, t->addr.sa(), t->addr.len) == 0;
+    bool connected = ::connect(fd, addr.sa(), addr.len) == 0;
     if (!connected && errno != EINPROGRESS) {
         int e = errno;
         r.close_fd(fd);
@@ -435,7 +482,7 @@ task<probe_result> http_plain(std::shared_ptr<const http_target> t, size_t max_o
     size_t off = 0;
     int rc = 0;
     for (;;) {
-        ssize_t n = ::send(fd, t->request.data(), t->request.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t n = ::send(fd, t->request().data(), t->request().size(), MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n >= 0) {
             off = size_t(n);
             break;
@@ -459,8 +506,8 @@ task<probe_result> http_plain(std::shared_ptr<const http_target> t, size_t max_o
         res.output = failed(-e, connected ? "write" : "connect");
         co_return res;
     }
-    while (off < t->request.size()) {
-        buffer rest = buffer::copy_of(std::string_view(t->request).substr(off));
+    while (off < t->request().size()) {
+        buffer rest = buffer::copy_of(t->request().substr(off));
         rc = co_await raw_op(op_kind::send, fd, nullptr, &rest);
         if (rc < 0) {
             r.close_fd(fd);
@@ -469,7 +516,7 @@ task<probe_result> http_plain(std::shared_ptr<const http_target> t, size_t max_o
         }
         off += size_t(rc);
     }
-    response_reader rd(max_output ? max_output : 4096, t->method == "HEAD");
+    response_reader rd(max_output ? max_output : 4096, t->method() == "HEAD");
     buffer in(16384);
     bool peer_closed = false;  // the target's EOF read: close with RST (close_probe)
     for (;;) {
@@ -507,27 +554,23 @@ task<probe_result> http_plain(std::shared_ptr<const http_target> t, size_t max_o
     close_probe(r, fd, peer_closed);
     if (rd.code >= 200 && rd.code <= 299) res.st = status::passing;
     else if (rd.code == 429) res.st = status::warning;
-    res.output = "HTTP " + t->method + " " + t->url + ": " + rd.status_text + " Output: " + rd.body.str();
+    res.output = result_text(*t, rd.status_text, rd.body.str());
     co_return res;
 }
 }  // namespace
 
 task<probe_result> probe_http(std::shared_ptr<const http_target> t, size_t max_output, deadline dl) {
-    if (t->error.empty() && !t->dial.empty()) {  // a DNS name: this run's address
+    if (t->error().empty() && !t->dial().empty()) {  // a DNS name: this run's address
         std::string err;
-        auto a = co_await resolve_dial(t->dial, "tcp", dl, &err);
+        auto a = co_await resolve_dial(std::string(t->dial()), "tcp", dl, &err);
         if (!a) {
             probe_result res;
-            res.output = clock::now() >= dl ? timeout_text(*t) : go_method(t->method) + " \"" + t->url + "\": " + err;
+            res.output = clock::now() >= dl ? timeout_text(*t) : error_prefix(*t) + err;
             co_return res;
         }
-        auto run = std::make_shared<http_target>(*t);
-        run->addr = *a;
-        run->addr_text = a->to_string();
-        run->dial.clear();
-        t = std::move(run);
+        t = t->at(*a);
     }
-    if (t->error.empty() && !t->tls) {
+    if (t->error().empty() && !t->tls()) {
         // One timer for the whole exchange instead of one per operation.
         cancel_source* parent = co_await current_cancel_source();
         cancel_source src(parent);
@@ -547,21 +590,21 @@ task<probe_result> probe_http(std::shared_ptr<const http_target> t, size_t max_o
 task<probe_result> probe_https(std::shared_ptr<const http_target> t, size_t max_output, deadline dl) {
     probe_result res;
     res.st = status::critical;
-    if (!t->error.empty()) {
-        res.output = t->error;
+    if (!t->error().empty()) {
+        res.output = std::string(t->error());
         co_return res;
     }
-    auto prefix = [&t]() { return go_method(t->method) + " \"" + t->url + "\": "; };
+    auto prefix = [&t]() { return error_prefix(*t); };
     tls_options tls;
-    if (t->tls) {
-        tls.server_name = t->sni;
-        tls.skip_verify = t->skip_verify;
+    if (t->tls()) {
+        tls.server_name = std::string(t->sni());
+        tls.skip_verify = t->skip_verify();
         tls.alpn.push_back("http/1.1");
     }
     conn c;
     std::string err;
-    const std::string& addr_text = t->addr_text;
-    bool ok = co_await conn::open(c, t->addr, addr_text, t->tls ? &tls : nullptr, dl, &err);
+    const std::string addr_text(t->addr_text());
+    bool ok = co_await conn::open(c, t->addr(), addr_text, t->tls() ? &tls : nullptr, dl, &err);
     if (!ok) {
         if (err.find("i/o timeout") != std::string::npos)
             res.output = prefix() + "context deadline exceeded (Client.Timeout exceeded while awaiting headers)";
@@ -569,14 +612,14 @@ task<probe_result> probe_https(std::shared_ptr<const http_target> t, size_t max_
             res.output = prefix() + err;
         co_return res;
     }
-    auto w = co_await c.write(t->request, dl);
+    auto w = co_await c.write(std::string(t->request()), dl);
     if (!w) {
         res.output = prefix() + (is_timed_out(w.error())
                                    ? std::string("context deadline exceeded (Client.Timeout exceeded while awaiting headers)")
                                    : "write tcp " + addr_text + ": " + errno_text(-w.error().value()));
         co_return res;
     }
-    response_reader rd(max_output ? max_output : 4096, t->method == "HEAD");
+    response_reader rd(max_output ? max_output : 4096, t->method() == "HEAD");
     for (;;) {
         auto more = co_await c.read(rd.in, dl);
         if (!more) {
@@ -606,7 +649,7 @@ task<probe_result> probe_https(std::shared_ptr<const http_target> t, size_t max_
     c.close();
     if (rd.code >= 200 && rd.code <= 299) res.st = status::passing;
     else if (rd.code == 429) res.st = status::warning;
-    res.output = "HTTP " + t->method + " " + t->url + ": " + rd.status_text + " Output: " + rd.body.str();
+    res.output = result_text(*t, rd.status_text, rd.body.str());
     co_return res;
 }
 

@@ -5,6 +5,8 @@
 // is cancelled, at once, closing what it opened. Nothing here keeps state
 // between runs: a target is prepared once per check definition, then probed.
 #pragma once
+#include <netinet/in.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -61,17 +63,49 @@ struct http_options {
     bool tls_skip_verify = false;
 };
 
-// A prepared HTTP check: address, request bytes and the text of its output.
-struct http_target {
-    std::string url, method;  // as in the output text
-    bool tls = false;
-    std::string sni;          // TLSServerName, else the URL's host if it is a name
-    bool skip_verify = false;
-    engine::socket_address addr;
-    std::string addr_text;    // addr as "ip:port", for error texts
-    std::string dial;         // non-empty: "name:port" to look up (DNS) before each run
-    std::string request;      // the whole request, sent as is
-    std::string error;        // non-empty: every run is critical with this output
+// A prepared HTTP check: address, request bytes and the texts of its output.
+// An agent keeps one per HTTP check (50,000 of them in issue 5's bench, with a
+// budget of 2 KiB of RSS per check), so its texts share one allocation and its
+// address takes the size of an IPv6 one, not a sockaddr_storage.
+class http_target {
+public:
+    struct parts {  // what prepare_http works out; packed by the constructor
+        std::string url, method;  // as in the output text
+        bool tls = false;
+        std::string sni;          // TLSServerName, else the URL's host if it is a name
+        bool skip_verify = false;
+        engine::socket_address addr;
+        std::string addr_text;    // addr as "ip:port", for error texts
+        std::string dial;         // non-empty: "name:port" to look up (DNS) before each run
+        std::string request;      // the whole request, sent as is
+        std::string error;        // non-empty: every run is critical with this output
+    };
+    explicit http_target(const parts& p);
+    // The same target at `a` (a looked-up name's address for one run).
+    std::shared_ptr<const http_target> at(const engine::socket_address& a) const;
+
+    std::string_view url() const noexcept { return text(0); }
+    std::string_view method() const noexcept { return text(1); }
+    std::string_view sni() const noexcept { return text(2); }
+    std::string_view addr_text() const noexcept { return text(3); }
+    std::string_view dial() const noexcept { return text(4); }
+    std::string_view request() const noexcept { return text(5); }
+    std::string_view error() const noexcept { return text(6); }
+    bool tls() const noexcept { return tls_; }
+    bool skip_verify() const noexcept { return skip_verify_; }
+    engine::socket_address addr() const noexcept;
+
+private:
+    static constexpr int n_texts = 7;
+    std::string_view text(int i) const noexcept {
+        uint32_t b = i ? end_[i - 1] : 0;
+        return {text_.get() + b, end_[i] - b};
+    }
+    std::unique_ptr<char[]> text_;
+    uint32_t end_[n_texts]{};
+    sockaddr_in6 sa_{};  // AF_INET (a sockaddr_in in its first bytes) or AF_INET6; family 0: none
+    uint8_t salen_ = 0;
+    bool tls_ = false, skip_verify_ = false;
 };
 std::shared_ptr<const http_target> prepare_http(const http_options& o);
 
