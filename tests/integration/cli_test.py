@@ -252,6 +252,16 @@ class LeaveAndConfigFile(unittest.TestCase):
             self.assertEqual(p.returncode, 1)
             self.assertIn("flag provided but not defined: -no-such-flag", p.stderr)
 
+    def test_servers_expecting_a_quorum_are_refused(self):
+        # No Raft yet: a server that would wait for peers must not act as a leader of its own.
+        with tempfile.TemporaryDirectory() as tmp:
+            for extra in (["-bootstrap-expect", "3"], []):
+                p = subprocess.run([PHAROS, "agent", "-server", "-data-dir", tmp, "-bind", "127.0.0.1",
+                                    "-node-id", "0b5e4a6c-3c6e-4d38-9a5e-5d4f0f6d2a11"] + extra,
+                                   capture_output=True, text=True, timeout=10)
+                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertIn("multi-server clusters (Raft) are not supported yet", p.stderr)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

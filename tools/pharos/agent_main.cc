@@ -290,6 +290,16 @@ int run_agent(agent::config config, const std::vector<std::string>& warnings) {
         log(log_level::error, "client mode is not supported yet: run with -dev or -server");
         return 1;
     }
+    // Without Raft each server is its own leader: servers meant to form one
+    // cluster would each accept writes (two Patroni nodes could both hold the
+    // leader key). Refuse the configurations that expect a quorum.
+    if (cfg.server && !cfg.dev && !cfg.bootstrap) {
+        log(log_level::error,
+            "multi-server clusters (Raft) are not supported yet: run one server with -bootstrap (or "
+            "-bootstrap-expect 1) or -dev; bootstrap_expect = %d",
+            cfg.bootstrap_expect);
+        return 1;
+    }
     if ((!cfg.start_join.empty() || !cfg.retry_join.empty()) && cfg.ports.serf_lan <= 0)
         log(log_level::warn, "gossip is disabled (ports.serf_lan = %d): -join and -retry-join are ignored",
             cfg.ports.serf_lan);
