@@ -251,8 +251,8 @@ std::string render_members(const agent::agent& a, bool wan, std::optional<std::s
             m.status = a.left() ? agent::member_status::left : agent::member_status::alive;
             write_serf_member(w, m);
         }
-    } else if (segment && !segment->empty()) {
-        // no such segment: nothing
+    } else if (segment && !segment->empty() && *segment != "_all") {
+        // no such segment: nothing (`_all`, which `consul members` sends, is every segment: the one)
     } else if (a.gossip()) {
         for (auto& [name, m] : a.gossip()->table().members()) write_serf_member(w, m);
     } else {

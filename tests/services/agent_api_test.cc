@@ -366,6 +366,12 @@ task<void> identity_body(const api::context* ctx) {
     EXPECT_EQ(json_at(r.body, "/0/Status"), "1");
     EXPECT_EQ(json_at(r.body, "/0/Tags/role"), "consul");
     EXPECT_EQ(json_at(r.body, "/0/Tags/dc"), "dc1");
+    // `consul members` asks for every segment; a named segment that does not exist has no members.
+    r = co_await call(ctx, "GET", "/v1/agent/members?segment=_all");
+    EXPECT_EQ(json_size(r.body), 1);
+    EXPECT_EQ(json_at(r.body, "/0/Name"), "node1");
+    r = co_await call(ctx, "GET", "/v1/agent/members?segment=alpha");
+    EXPECT_EQ(json_size(r.body), 0);
 
     co_await call(ctx, "PUT", "/v1/kv/a", "1");
     r = co_await call(ctx, "GET", "/v1/agent/metrics");
