@@ -222,8 +222,52 @@ task<response> metrics(const context* ctx, request& r) {
 
 }  // namespace
 
+// Consul's ACL endpoints (and /v1/agent/token/*) with ACLs off, which is all pharos
+// has: 401 "ACL support disabled" after the method check, as Consul's handlers
+// answer (python-consul maps it to ACLDisabled). Paths ending in '/' take a tail.
+std::optional<response> acl_disabled(const request& r) {
+    struct endpoint {
+        std::string_view path, methods;
+    };
+    static constexpr endpoint acl[] = {
+        {"/v1/acl/bootstrap", "PUT"},          {"/v1/acl/replication", "GET"},
+        {"/v1/acl/policies", "GET"},           {"/v1/acl/policy", "PUT"},
+        {"/v1/acl/policy/name/", "GET"},       {"/v1/acl/policy/", "GET,PUT,DELETE"},
+        {"/v1/acl/roles", "GET"},              {"/v1/acl/role", "PUT"},
+        {"/v1/acl/role/name/", "GET"},         {"/v1/acl/role/", "GET,PUT,DELETE"},
+        {"/v1/acl/tokens", "GET"},             {"/v1/acl/token", "PUT"},
+        {"/v1/acl/token/self", "GET"},         {"/v1/acl/token/", "GET,PUT,DELETE"},
+        {"/v1/acl/binding-rules", "GET"},      {"/v1/acl/binding-rule", "PUT"},
+        {"/v1/acl/binding-rule/", "GET,PUT,DELETE"},
+        {"/v1/acl/auth-methods", "GET"},       {"/v1/acl/auth-method", "PUT"},
+        {"/v1/acl/auth-method/", "GET,PUT,DELETE"},
+        {"/v1/acl/login", "POST"},             {"/v1/acl/logout", "POST"},
+        {"/v1/acl/templated-policies", "GET"}, {"/v1/acl/templated-policy/name/", "GET"},
+        {"/v1/acl/templated-policy/preview/", "POST"},
+        {"/v1/acl/authorize", "POST"},         {"/v1/agent/token/", "PUT"},
+    };
+    std::string_view p = r.path;
+    for (const auto& e : acl) {
+        bool prefix = e.path.back() == '/';
+        if (prefix ? !p.starts_with(e.path) : p != e.path) continue;
+        bool allowed = false;
+        for (std::string_view m = e.methods; !m.empty();) {
+            auto c = m.find(',');
+            if (m.substr(0, c) == r.method) allowed = true;
+            m = c == std::string_view::npos ? std::string_view() : m.substr(c + 1);
+        }
+        if (!allowed) return method_not_allowed(r, e.methods);
+        response out = response::text(401, "ACL support disabled");
+        return out;
+    }
+    return std::nullopt;
+}
+
 task<std::optional<response>> misc_routes(const context* ctx, request& r) {
     const std::string& p = r.path;
+    if (p.starts_with("/v1/acl/") || p.starts_with("/v1/agent/token/")) {
+        if (auto out = acl_disabled(r)) co_return std::move(*out);
+    }
     if (p == "/v1/status/leader" || p == "/v1/status/peers") {
         if (r.method != "GET") co_return method_not_allowed(r, "GET");
         json::writer w;

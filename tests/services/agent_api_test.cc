@@ -470,6 +470,21 @@ task<void> methods_body(const api::context* ctx) {
     EXPECT_EQ(r.status, 404u);
     r = co_await call(ctx, "OPTIONS", "/v1/bogus");
     EXPECT_EQ(r.status, 404u);
+    // ACLs are off: Consul's ACL endpoints answer 401 after their method check; unknown ones are 404.
+    r = co_await call(ctx, "GET", "/v1/acl/tokens");
+    EXPECT_EQ(r.status, 401u);
+    EXPECT_EQ(r.body, "ACL support disabled");
+    r = co_await call(ctx, "GET", "/v1/acl/token/self");
+    EXPECT_EQ(r.status, 401u);
+    r = co_await call(ctx, "DELETE", "/v1/acl/policy/123");
+    EXPECT_EQ(r.status, 401u);
+    r = co_await call(ctx, "PUT", "/v1/agent/token/default", "{}");
+    EXPECT_EQ(r.status, 401u);
+    r = co_await call(ctx, "GET", "/v1/acl/bootstrap");
+    EXPECT_EQ(r.status, 405u);
+    EXPECT_EQ(header(r, "Allow"), "OPTIONS,PUT");
+    r = co_await call(ctx, "GET", "/v1/acl/bogus");
+    EXPECT_EQ(r.status, 404u);
 }
 
 // Bad JSON and wrong types: 400 "Request decode failed: ...", and nothing written.
