@@ -4,9 +4,11 @@
 agent started from a Consul-style config file. Usage: cli_test.py path/to/pharos"""
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 import urllib.request
 
@@ -230,6 +232,13 @@ class LeaveAndConfigFile(unittest.TestCase):
                                    text=True, timeout=30)
                 self.assertEqual(p.returncode, 0, p.stderr)
                 self.assertIn("node-" + NODE_ID, p.stdout)
+                # SIGHUP (a service manager's reload) must not stop the agent; reload itself is not done yet.
+                agent.proc.send_signal(signal.SIGHUP)
+                time.sleep(0.3)
+                self.assertIsNone(agent.proc.poll())
+                p = subprocess.run([PHAROS, "members", "-http-addr", "127.0.0.1:%d" % port], capture_output=True,
+                                   text=True, timeout=30)
+                self.assertEqual(p.returncode, 0, p.stderr)
 
                 p = subprocess.run([PHAROS, "leave", "-http-addr", "127.0.0.1:%d" % port], capture_output=True,
                                    text=True, timeout=30)

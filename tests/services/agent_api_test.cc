@@ -485,6 +485,10 @@ task<void> methods_body(const api::context* ctx) {
     EXPECT_EQ(header(r, "Allow"), "OPTIONS,PUT");
     r = co_await call(ctx, "GET", "/v1/acl/bogus");
     EXPECT_EQ(r.status, 404u);
+    // Reload is not done: it says so rather than answer 200 and change nothing.
+    r = co_await call(ctx, "PUT", "/v1/agent/reload");
+    EXPECT_EQ(r.status, 500u);
+    EXPECT_NE(r.body.find("reload is not supported by pharos yet"), std::string::npos) << r.body;
 }
 
 // Bad JSON and wrong types: 400 "Request decode failed: ...", and nothing written.

@@ -236,7 +236,14 @@ task<int> agent_main(agent_args a) {
             this_reactor().backend_name());
         std::vector<int> stop_signals(1, SIGINT);
         stop_signals.push_back(SIGTERM);  // (no braced lists in coroutines: GCC 12 bug)
+        stop_signals.push_back(SIGHUP);
         auto sig = co_await wait_for_signal(stop_signals);
+        // Consul reloads its configuration on SIGHUP; pharos cannot yet (see /v1/agent/reload),
+        // and a service manager's reload must not stop the agent.
+        while (sig && *sig == SIGHUP) {
+            log(log_level::warn, "signal %d: reloading the configuration is not supported yet; still running", SIGHUP);
+            sig = co_await wait_for_signal(stop_signals);
+        }
         log(log_level::info, "signal %d: stopping", sig ? *sig : 0);
         rc = retry_exhausted ? 1 : 0;
         // Consul: a signal leaves the pool gracefully when leave_on_terminate (SIGTERM) or
@@ -345,6 +352,12 @@ int run_agent(agent::config config, const std::vector<std::string>& warnings) {
     std::string pid_file = cfg.pid_file;
     int rc;
     {
+        // SIGHUP is taken by agent_main like SIGINT and SIGTERM (smp blocks those two in
+        // every shard; the shards' threads inherit this mask).
+        sigset_t hup;
+        sigemptyset(&hup);
+        sigaddset(&hup, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, &hup, nullptr);
         smp group(sc);
         rc = group.run([args] { return agent_main(std::move(*args)); });  // runs once
     }
