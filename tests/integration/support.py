@@ -191,10 +191,14 @@ class GossipAgent(Agent):
 
 
 def build_go_peer(src, build_dir, out):
-    """Builds the Go memberlist peer (tests/integration/mlpeer) offline from Debian's Go packages."""
+    """Builds the Go memberlist peer (tests/integration/mlpeer) offline from Debian's Go packages.
+    Several tests build it to the same `out` and ctest may run them at once: each builds to a
+    file of its own and renames it into place, so none runs a half-written binary."""
     env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode", GOPROXY="off",
                GOCACHE=os.path.join(build_dir, "gocache"), GOFLAGS="")
-    subprocess.run(["go", "build", "-o", out, "."], cwd=src, env=env, check=True)
+    tmp = "%s.%d.tmp" % (out, os.getpid())
+    subprocess.run(["go", "build", "-o", tmp, "."], cwd=src, env=env, check=True)
+    os.replace(tmp, out)
 
 
 def stop_all(*procs, timeout=15):
