@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/ioutil"
 	"log"
+	"math/rand"
 	"os"
 	"os/signal"
 	"strings"
@@ -59,12 +60,15 @@ func (d delegate) NotifyMsg(b []byte) {
 	emit(map[string]interface{}{"event": "user_msg", "hex": hex.EncodeToString(b)})
 }
 func (d delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
-func (d delegate) LocalState(join bool) []byte            { return []byte(d.state) }
+func (d delegate) LocalState(join bool) []byte                { return []byte(d.state) }
 func (d delegate) MergeRemoteState(buf []byte, join bool) {
 	emit(map[string]interface{}{"event": "remote_state", "hex": hex.EncodeToString(buf), "join": join})
 }
 
 func main() {
+	// Go 1.19 does not seed math/rand, which memberlist uses for its probe order and
+	// random offsets: unseeded, every run would repeat the same schedule.
+	rand.Seed(time.Now().UnixNano())
 	flag.StringVar(&name, "name", "", "node name")
 	bind := flag.String("bind", "127.0.0.1", "bind address")
 	port := flag.Int("port", 7946, "port (UDP and TCP)")
