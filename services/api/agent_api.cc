@@ -498,11 +498,13 @@ task<std::optional<response>> agent_routes(const context* ctx, request& r) {
         co_return co_await agent_leave(ctx);
     }
     if (p == "/v1/agent/reload") {
-        // Not done yet: re-reading the config files (services, checks, log level) with check
-        // states kept, as Consul's reload. An error says so instead of a 200 that changes nothing.
         if (!put) co_return method_not_allowed(r, "PUT");
-        co_return consul_error(500, "Failed to reload configs: reload is not supported by pharos yet; restart the "
-                                    "agent to apply configuration changes");
+        if (!ctx->reload) co_return consul_error(500, "Failed to reload configs: this agent cannot reload");
+        auto fn = ctx->reload;
+        auto run = [fn]() { return fn(); };
+        std::optional<std::string> err = co_await engine::submit_to(ctx->agent_shard, std::move(run));
+        if (err) co_return consul_error(500, "Failed to reload configs: " + *err);
+        co_return empty_ok();
     }
     if (auto addr = path_tail(p, "/v1/agent/join/")) {
         if (!put) co_return method_not_allowed(r, "PUT");

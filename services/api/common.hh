@@ -45,6 +45,9 @@ struct context {
     std::function<engine::task<std::vector<metrics_sample>>()> extra_metrics;
     // Called by PUT /v1/agent/leave once the answer is on its way.
     std::function<void()> shutdown;
+    // PUT /v1/agent/reload, run on agent_shard: the config read again and applied;
+    // the error that stopped it, or nullopt. Unset: reload is refused.
+    std::function<engine::task<std::optional<std::string>>()> reload;
 };
 
 using http::request;

@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 import support
@@ -232,7 +233,7 @@ class LeaveAndConfigFile(unittest.TestCase):
                                    text=True, timeout=30)
                 self.assertEqual(p.returncode, 0, p.stderr)
                 self.assertIn("node-" + NODE_ID, p.stdout)
-                # SIGHUP (a service manager's reload) must not stop the agent; reload itself is not done yet.
+                # SIGHUP (a service manager's reload) reloads; it does not stop the agent.
                 agent.proc.send_signal(signal.SIGHUP)
                 time.sleep(0.3)
                 self.assertIsNone(agent.proc.poll())
@@ -244,6 +245,68 @@ class LeaveAndConfigFile(unittest.TestCase):
                                    text=True, timeout=30)
                 self.assertEqual((p.returncode, p.stdout), (0, "Graceful leave complete\n"), p.stderr)
                 self.assertEqual(agent.proc.wait(timeout=10), 0)  # the agent shuts down after a leave
+            finally:
+                agent.stop()
+
+    def test_reload_applies_the_config_files_services_and_checks(self):
+        """PUT /v1/agent/reload and SIGHUP read the files again: new and changed definitions are
+        registered, removed ones deregistered, unchanged ones (and their check states) and API
+        registrations left alone; a broken file changes nothing and the reload answers 500."""
+        with tempfile.TemporaryDirectory() as tmp:
+            port = support.free_port()
+            path = os.path.join(tmp, "config.json")
+
+            def write(cfg):
+                with open(path, "w") as f:
+                    json.dump(cfg, f)
+
+            def get(p):
+                with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, p), timeout=10) as r:
+                    return json.loads(r.read())
+
+            def put(p, body=None):
+                req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, p), method="PUT",
+                                             data=None if body is None else json.dumps(body).encode())
+                try:
+                    with urllib.request.urlopen(req, timeout=10) as r:
+                        return r.status, r.read().decode()
+                except urllib.error.HTTPError as e:
+                    return e.code, e.read().decode()
+
+            base = {"ports": {"http": port}, "log_level": "info"}
+            write(dict(base, services=[{"name": "a"}, {"name": "k", "port": 1}],
+                       checks=[{"id": "t1", "name": "t1", "ttl": "60s"}, {"id": "t9", "name": "t9", "ttl": "60s"}]))
+            agent = support.Agent(PHAROS, "-dev", "-config-file", path, "-shards", "1", http_port=port, only_args=True)
+            try:
+                agent.start()
+                self.assertEqual(put("/v1/agent/check/pass/t1")[0], 200)
+                self.assertEqual(put("/v1/agent/service/register", {"Name": "api-made"})[0], 200)
+                # a removed, k changed, b new; t1 unchanged, t9 removed, t2 new.
+                write(dict(base, services=[{"name": "k", "port": 2}, {"name": "b"}],
+                           checks=[{"id": "t1", "name": "t1", "ttl": "60s"}, {"id": "t2", "name": "t2", "ttl": "60s"}]))
+                self.assertEqual(put("/v1/agent/reload"), (200, ""))
+                services = get("/v1/agent/services")
+                self.assertEqual(sorted(services), ["api-made", "b", "k"])
+                self.assertEqual(services["k"]["Port"], 2)
+                checks = get("/v1/agent/checks")
+                self.assertEqual(sorted(checks), ["t1", "t2"])
+                self.assertEqual(checks["t1"]["Status"], "passing")  # unchanged: its state kept
+                self.assertEqual(checks["t2"]["Status"], "critical")
+
+                with open(path, "w") as f:
+                    f.write('{"services": [')
+                status, body = put("/v1/agent/reload")
+                self.assertEqual(status, 500)
+                self.assertIn("Failed to reload configs: ", body)
+                self.assertEqual(sorted(get("/v1/agent/services")), ["api-made", "b", "k"])
+
+                write(dict(base, services=[{"name": "k", "port": 2}, {"name": "b"}, {"name": "c"}],
+                           checks=[{"id": "t1", "name": "t1", "ttl": "60s"}]))
+                agent.proc.send_signal(signal.SIGHUP)
+                support.wait_until("the SIGHUP reload",
+                                   lambda: "c" in get("/v1/agent/services") and "t2" not in get("/v1/agent/checks"),
+                                   timeout=10)
+                self.assertIsNone(agent.proc.poll())
             finally:
                 agent.stop()
 

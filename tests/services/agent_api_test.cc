@@ -442,8 +442,8 @@ task<void> events_body(const api::context* ctx) {
 }
 
 // Methods, unknown paths, and what pharos does not do (ACLs are off: Consul's ACL
-// endpoints answer 401 after their method check; reload says it is not supported
-// rather than answer 200 and change nothing). Allow and body: checked when set.
+// endpoints answer 401 after their method check; an agent without a config to
+// read again refuses a reload). Allow and body: checked when set.
 struct route_case {
     const char *method, *path;
     unsigned status;
@@ -468,7 +468,7 @@ constexpr route_case route_cases[] = {
     {"PUT", "/v1/agent/token/default", 401},
     {"GET", "/v1/acl/bootstrap", 405, "OPTIONS,PUT"},
     {"GET", "/v1/acl/bogus", 404},
-    {"PUT", "/v1/agent/reload", 500, nullptr, "reload is not supported by pharos yet"},
+    {"PUT", "/v1/agent/reload", 500, nullptr, "Failed to reload configs: this agent cannot reload"},
 };
 
 task<void> methods_body(const api::context* ctx) {

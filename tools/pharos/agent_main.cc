@@ -35,6 +35,7 @@ using namespace pharos::engine;
 
 struct agent_args {
     agent::config cfg;
+    std::vector<std::string> args;  // the command line after `agent`, read again by a reload
     http::server_config hc;
     std::string server_addr;
     std::string what;
@@ -62,35 +63,67 @@ task<std::vector<api::metrics_sample>> http_metrics(sharded<http::server>* srv) 
 }
 
 // Services and checks from config files ("service", "services", "check",
-// "checks"), registered as if through /v1/agent. A bad one is logged and skipped.
-// The texts are freed when this returns (nothing else reads them; with 50,000
-// checks they would weigh more than the checks themselves). It yields every few
-// registrations: a replaced snapshot is freed only after the reactor's turn,
-// and 50,000 writes in one turn would leave their garbage (the trees' path
-// copies) spread over the heap for good.
-task<void> register_config_definitions(agent::agent& ag, std::vector<std::string> service_definitions,
-                                       std::vector<std::string> check_definitions) {
+// "checks"), registered as if through /v1/agent. Each is remembered by its ID
+// with a hash of its text, so that a reload (PUT /v1/agent/reload, SIGHUP)
+// registers only what is new or changed (a re-registered check keeps its
+// status, as Consul's reload keeps check states), deregisters what the files no
+// longer define, and leaves the rest and their probes alone. Services and checks
+// registered through the API are not touched. A bad definition is logged and
+// skipped. The texts are not kept (with 50,000 checks they would cost ~100 B each).
+class config_definitions {
+public:
+    task<void> apply(agent::agent& ag, std::vector<std::string> service_texts, std::vector<std::string> check_texts);
+
+private:
+    using ids = std::vector<std::pair<std::string, uint64_t>>;  // (ID, hash of the text), sorted by ID
+    static uint64_t text_hash(const std::string& t) { return std::hash<std::string_view>{}(t); }
+    static bool has(const ids& v, const std::string& id, uint64_t h) {
+        auto it = std::lower_bound(v.begin(), v.end(), id, [](const auto& e, const std::string& k) { return e.first < k; });
+        return it != v.end() && it->first == id && it->second == h;
+    }
+    static void sort_unique(ids& v) {  // a later definition of an ID wins, as it is registered last
+        std::stable_sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+        ids out;
+        for (auto& e : v) {
+            if (!out.empty() && out.back().first == e.first) out.back() = std::move(e);
+            else out.push_back(std::move(e));
+        }
+        v = std::move(out);
+    }
+    ids services_, checks_;
+};
+
+// Yields every 32 registrations: a replaced snapshot is freed only after the
+// reactor's turn, and 50,000 writes in one turn would leave their garbage (the
+// trees' path copies) spread over the heap for good.
+task<void> config_definitions::apply(agent::agent& ag, std::vector<std::string> service_texts,
+                                     std::vector<std::string> check_texts) {
     size_t registered = 0;
-    for (const std::string& text : service_definitions) {
+    ids services, checks;
+    for (std::string& text : service_texts) {
         json::document doc;
         json::object o;
         std::optional<std::string> err = doc.parse(text);
         if (!err) err = doc.root_object(o);
         catalog::service s;
-        std::vector<agent::check_definition> checks;
-        if (!err) err = api::decode_service(o, s, checks);
+        std::vector<agent::check_definition> defs;
+        if (!err) err = api::decode_service(o, s, defs);
         if (!err && s.name.empty()) err = "Missing service name";
         if (err) {
             log(log_level::error, "agent: service definition from config refused: %s", err->c_str());
             continue;
         }
-        for (auto& c : checks) c.from_config = true;
+        std::string id = s.id.empty() ? s.name : s.id;
+        uint64_t h = text_hash(text);
+        std::string().swap(text);
+        services.emplace_back(id, h);
+        if (has(services_, id, h)) continue;  // unchanged since the last load
+        for (auto& c : defs) c.from_config = true;
         if (++registered % 32 == 0) co_await yield();
-        std::string name = s.name;
-        auto out = co_await ag.register_service(std::move(s), std::move(checks), false);
-        if (out) log(log_level::error, "agent: registering service %s from config: %s", name.c_str(), out->message.c_str());
+        auto out = co_await ag.register_service(std::move(s), std::move(defs), true);
+        if (out) log(log_level::error, "agent: registering service %s from config: %s", id.c_str(), out->message.c_str());
     }
-    for (const std::string& text : check_definitions) {
+    for (std::string& text : check_texts) {
         json::document doc;
         json::object o;
         std::optional<std::string> err = doc.parse(text);
@@ -101,11 +134,66 @@ task<void> register_config_definitions(agent::agent& ag, std::vector<std::string
             log(log_level::error, "agent: check definition from config refused: %s", err->c_str());
             continue;
         }
+        std::string id = c.row.check_id.empty() ? c.row.name : c.row.check_id;
+        uint64_t h = text_hash(text);
+        std::string().swap(text);
+        checks.emplace_back(id, h);
+        if (has(checks_, id, h)) continue;
         c.from_config = true;
         if (++registered % 32 == 0) co_await yield();
         auto out = co_await ag.register_check(std::move(c));
-        if (out) log(log_level::error, "agent: registering a check from config: %s", out->message.c_str());
+        if (out) log(log_level::error, "agent: registering check %s from config: %s", id.c_str(), out->message.c_str());
     }
+    sort_unique(services);
+    sort_unique(checks);
+    // What the files no longer define: checks first (a removed service takes its own checks).
+    for (auto& [id, h] : checks_) {
+        auto it = std::lower_bound(checks.begin(), checks.end(), id,
+                                   [](const auto& e, const std::string& k) { return e.first < k; });
+        if (it != checks.end() && it->first == id) continue;
+        auto out = co_await ag.deregister_check(id);
+        if (out) log(log_level::warn, "agent: deregistering check %s removed from config: %s", id.c_str(), out->message.c_str());
+    }
+    for (auto& [id, h] : services_) {
+        auto it = std::lower_bound(services.begin(), services.end(), id,
+                                   [](const auto& e, const std::string& k) { return e.first < k; });
+        if (it != services.end() && it->first == id) continue;
+        auto out = co_await ag.deregister_service(id);
+        if (out)
+            log(log_level::warn, "agent: deregistering service %s removed from config: %s", id.c_str(), out->message.c_str());
+    }
+    services_ = std::move(services);
+    checks_ = std::move(checks);
+}
+
+log_level engine_level(const std::string& l) {
+    if (l == "trace" || l == "debug") return log_level::debug;
+    if (l == "warn") return log_level::warn;
+    if (l == "err") return log_level::error;
+    return log_level::info;
+}
+
+// Consul's reload: the same command line and files read again; the log level
+// and the config files' services and checks follow them. Anything else a file
+// changed needs a restart. Returns the error that stopped it (nothing applied).
+task<std::optional<std::string>> reload_config(agent::agent* ag, config_definitions* defs,
+                                               const std::vector<std::string>* args) {
+    agent::load_result r;
+    std::optional<std::string> err;
+    try {
+        r = agent::load(*args);
+    } catch (const std::exception& e) {
+        err = e.what();
+    }
+    if (err) {
+        log(log_level::error, "agent: reload failed: %s", err->c_str());
+        co_return err;
+    }
+    log(log_level::info, "agent: reloading the configuration");
+    for (auto& w : r.warnings) log(log_level::warn, "%s", w.c_str());
+    set_log_level(engine_level(r.cfg.log_level));
+    co_await defs->apply(*ag, std::move(r.cfg.service_definitions_json), std::move(r.cfg.check_definitions_json));
+    co_return std::nullopt;
 }
 
 // With -data-dir: <data_dir>/state holds the WAL and snapshots; recovery runs
@@ -150,7 +238,8 @@ task<int> agent_main(agent_args a) {
     a.cfg.check_definitions_json.clear();
     agent::agent ag(a.cfg, &st);
     co_await ag.start();
-    co_await register_config_definitions(ag, std::move(service_definitions), std::move(check_definitions));
+    config_definitions defs;
+    co_await defs.apply(ag, std::move(service_definitions), std::move(check_definitions));
     session::ttl_timers timers(&st);  // on the state owner (this shard)
     timers.start();
 
@@ -204,6 +293,21 @@ task<int> agent_main(agent_args a) {
     sharded<http::server>* sp = &srv;
     ctx.extra_metrics = [sp] { return http_metrics(sp); };
     ctx.shutdown = [] { ::kill(::getpid(), SIGTERM); };  // the signal wait below stops the agent gracefully
+    // One reload at a time: a second one asked for meanwhile is refused.
+    bool reloading = false;
+    agent::agent* agp = &ag;
+    config_definitions* defsp = &defs;
+    const std::vector<std::string>* argsp = &a.args;
+    ctx.reload = [agp, defsp, argsp, flag = &reloading]() -> task<std::optional<std::string>> {
+        return [](agent::agent* ag, config_definitions* d, const std::vector<std::string>* args,
+                  bool* busy) -> task<std::optional<std::string>> {
+            if (*busy) co_return std::string("a reload is already running");
+            *busy = true;
+            std::optional<std::string> err = co_await reload_config(ag, d, args);
+            *busy = false;
+            co_return err;
+        }(agp, defsp, argsp, flag);
+    };
     const api::context* cp = &ctx;
     http::handler h = [cp](http::request& r) { return api::handle(cp, r); };
 
@@ -238,10 +342,10 @@ task<int> agent_main(agent_args a) {
         stop_signals.push_back(SIGTERM);  // (no braced lists in coroutines: GCC 12 bug)
         stop_signals.push_back(SIGHUP);
         auto sig = co_await wait_for_signal(stop_signals);
-        // Consul reloads its configuration on SIGHUP; pharos cannot yet (see /v1/agent/reload),
-        // and a service manager's reload must not stop the agent.
-        while (sig && *sig == SIGHUP) {
-            log(log_level::warn, "signal %d: reloading the configuration is not supported yet; still running", SIGHUP);
+        // SIGHUP: Consul's reload (as PUT /v1/agent/reload); a service manager's reload must not stop the agent.
+        while (sig && *sig == SIGHUP) {  // Consul's reload
+            task<std::optional<std::string>> reload = ctx.reload();
+            co_await std::move(reload);
             sig = co_await wait_for_signal(stop_signals);
         }
         log(log_level::info, "signal %d: stopping", sig ? *sig : 0);
@@ -277,19 +381,13 @@ void raise_fd_limit() {
     }
 }
 
-log_level engine_level(const std::string& l) {
-    if (l == "trace" || l == "debug") return log_level::debug;
-    if (l == "warn") return log_level::warn;
-    if (l == "err") return log_level::error;
-    return log_level::info;
-}
-
 }  // namespace
 
-int run_agent(agent::config config, const std::vector<std::string>& warnings) {
+int run_agent(agent::config config, const std::vector<std::string>& warnings, std::vector<std::string> command_line) {
     // One copy of the configuration: `cfg` reads it, agent_main takes it.
     auto args = std::make_shared<agent_args>();
     args->cfg = std::move(config);
+    args->args = std::move(command_line);
     const agent::config& cfg = args->cfg;
     set_log_level(engine_level(cfg.log_level));
     for (auto& w : warnings) log(log_level::warn, "%s", w.c_str());

@@ -124,7 +124,7 @@ int cmd_agent(int argc, char** argv) {
         std::fprintf(stderr, "==> %s\n", e.what());
         return 1;
     }
-    return tools::run_agent(std::move(r.cfg), r.warnings);
+    return tools::run_agent(std::move(r.cfg), r.warnings, std::vector<std::string>(argv + 2, argv + argc));
 }
 
 int cmd_hello(int argc, char** argv) {
