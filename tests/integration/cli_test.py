@@ -284,7 +284,9 @@ class LeaveAndConfigFile(unittest.TestCase):
                 # a removed, k changed, b new; t1 unchanged, t9 removed, t2 new.
                 write(dict(base, services=[{"name": "k", "port": 2}, {"name": "b"}],
                            checks=[{"id": "t1", "name": "t1", "ttl": "60s"}, {"id": "t2", "name": "t2", "ttl": "60s"}]))
-                self.assertEqual(put("/v1/agent/reload"), (200, ""))
+                p = subprocess.run([PHAROS, "reload", "-http-addr", "127.0.0.1:%d" % port], capture_output=True,
+                                   text=True, timeout=30)
+                self.assertEqual((p.returncode, p.stdout), (0, "Configuration reload triggered\n"), p.stderr)
                 services = get("/v1/agent/services")
                 self.assertEqual(sorted(services), ["api-made", "b", "k"])
                 self.assertEqual(services["k"]["Port"], 2)
@@ -298,6 +300,10 @@ class LeaveAndConfigFile(unittest.TestCase):
                 status, body = put("/v1/agent/reload")
                 self.assertEqual(status, 500)
                 self.assertIn("Failed to reload configs: ", body)
+                p = subprocess.run([PHAROS, "reload", "-http-addr", "127.0.0.1:%d" % port], capture_output=True,
+                                   text=True, timeout=30)
+                self.assertEqual(p.returncode, 1)
+                self.assertIn("Error reloading: ", p.stderr)
                 self.assertEqual(sorted(get("/v1/agent/services")), ["api-made", "b", "k"])
 
                 write(dict(base, services=[{"name": "k", "port": 2}, {"name": "b"}, {"name": "c"}],

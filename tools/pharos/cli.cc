@@ -932,6 +932,18 @@ int cmd_leave(int argc, char** argv) {
     return 0;
 }
 
+// Consul's `reload`: the agent reads its config files again (PUT /v1/agent/reload).
+int cmd_reload(int argc, char** argv) {
+    cli_flags f = parse_cli_flags(argc, argv, 2, {}, {}, {});
+    if (!f.args.empty())
+        return fail_with("Error! Too many arguments (expected 0, got " + std::to_string(f.args.size()) + ")");
+    client c(f);
+    reply r = c.one("PUT", "/v1/agent/reload");
+    if (!r.ok()) return fail_with("Error reloading: " + c.describe(r, call{"PUT", "/v1/agent/reload", {}}));
+    std::printf("Configuration reload triggered\n");
+    return 0;
+}
+
 // Consul's `join`: one PUT /v1/agent/join per address; succeeds if any did.
 int cmd_join(int argc, char** argv) {
     cli_flags f = parse_cli_flags(argc, argv, 2, {"wan"}, {"partition"}, {});
@@ -1050,7 +1062,7 @@ int cmd_version() {
 
 bool is_cli_command(const std::string& cmd) {
     return cmd == "kv" || cmd == "members" || cmd == "catalog" || cmd == "services" || cmd == "leave" ||
-           cmd == "join" || cmd == "force-leave" || cmd == "keyring" ||
+           cmd == "reload" || cmd == "join" || cmd == "force-leave" || cmd == "keyring" ||
            cmd == "version" || cmd == "-version" || cmd == "--version" || cmd == "-v";
 }
 
@@ -1062,6 +1074,7 @@ int run_cli(int argc, char** argv) {
         if (cmd == "catalog") return cmd_catalog(argc, argv);
         if (cmd == "services") return cmd_services(argc, argv);
         if (cmd == "leave") return cmd_leave(argc, argv);
+        if (cmd == "reload") return cmd_reload(argc, argv);
         if (cmd == "join") return cmd_join(argc, argv);
         if (cmd == "force-leave") return cmd_force_leave(argc, argv);
         if (cmd == "keyring") return cmd_keyring(argc, argv);

@@ -2,7 +2,7 @@
 //   pharos agent [Consul's agent flags]   the agent (services/agent/config.hh, agent_main.hh)
 //   pharos hello [-shards N] [-http-addr IP] [-http-port P] [-backend auto|io_uring|epoll]
 //       the engine's demo HTTP responder (see hello.hh); -http true answers through protocols/http
-//   pharos kv|members|catalog|services|join|force-leave|leave|version   client commands (cli.hh)
+//   pharos kv|members|catalog|services|join|force-leave|leave|reload|version   client commands (cli.hh)
 #include <signal.h>
 
 #include <algorithm>
@@ -39,6 +39,7 @@ int usage() {
         "  join      ADDR...: make the agent join a cluster (gossip)\n"
         "  force-leave [-prune] NODE: mark a failed member left\n"
         "  leave     make the agent leave the cluster and shut down\n"
+        "  reload    make the agent read its config files again\n"
         "  version   print the version\n");
     return 2;
 }
