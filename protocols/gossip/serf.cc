@@ -1,4 +1,4 @@
-// Serf tags and leave intents; see serf.hh.
+// Serf tags, intents, user events and queries; see serf.hh.
 #include "protocols/gossip/serf.hh"
 
 #include "protocols/gossip/msgpack.hh"
@@ -225,6 +225,36 @@ std::optional<query_response> decode_query_response(std::string_view msg) {
     });
     if (!ok) return std::nullopt;
     return q;
+}
+
+std::string encode_user_event(const user_event& e) {
+    std::string out(1, char(message_type::user_event));
+    msgpack::writer w(out);
+    w.map(4);
+    w.key("LTime");
+    w.uint(e.ltime);
+    w.key("Name");
+    w.str(e.name);
+    w.key("Payload");
+    w.bytes(e.payload);
+    w.key("CC");
+    w.boolean(e.coalesce);
+    return out;
+}
+
+std::optional<user_event> decode_user_event(std::string_view msg) {
+    if (!typed(msg, message_type::user_event)) return std::nullopt;
+    msgpack::reader r(msg.substr(1));
+    user_event e;
+    bool ok = read_struct(r, [&](const std::string& k) {
+        if (k == "LTime") return r.u64(e.ltime);
+        if (k == "Name") return r.str(e.name);
+        if (k == "Payload") return r.str(e.payload);
+        if (k == "CC") return r.boolean(e.coalesce);
+        return r.skip();
+    });
+    if (!ok) return std::nullopt;
+    return e;
 }
 
 std::string encode_filter(const filter& f) {

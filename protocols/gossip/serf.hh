@@ -21,6 +21,9 @@
 //   signed int forms go-msgpack v2 uses (as today's Serf does); every reader
 //   here takes any int form. A filter is [type] + msgpack: 0 = node names
 //   (an array), 1 = {Tag, Expr}.
+// - User events (messageUserEvent, type 3): [0x03] + msgpack {LTime, Name,
+//   Payload, CC}, gossiped as a memberlist user message; CC ("can coalesce")
+//   is false in every event Consul sends.
 // - Key queries (_serf_install-key, _serf_use-key, _serf_remove-key,
 //   _serf_list-keys): the query payload is keyRequest [0x07] + {Key} (raw key
 //   bytes; nil for list), the answer payload nodeKeyResponse [0x08] + {Result,
@@ -76,6 +79,16 @@ std::string encode_leave(const leave_intent& l);
 std::optional<leave_intent> decode_leave(std::string_view msg);
 std::string encode_join(const join_intent& j);
 std::optional<join_intent> decode_join(std::string_view msg);
+
+// messageUserEvent.
+struct user_event {
+    uint64_t ltime = 0;
+    std::string name;
+    std::string payload;
+    bool coalesce = false;  // CC
+};
+std::string encode_user_event(const user_event& e);
+std::optional<user_event> decode_user_event(std::string_view msg);  // with its type byte
 
 // Serf's query flags.
 constexpr uint32_t query_flag_ack = 1;           // each receiver acks at once

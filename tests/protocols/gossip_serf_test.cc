@@ -1,6 +1,6 @@
-// Serf's tag encoding in memberlist Meta and its leave intent message, against
-// byte vectors built by hand from serf's format (0xff + go-msgpack map; type 0 +
-// msgpack {LTime, Node, Prune}).
+// Serf's tag encoding in memberlist Meta, its intents, queries and user events,
+// against byte vectors built by hand from serf's format (0xff + go-msgpack map;
+// type byte + msgpack map of the message struct's fields, in Go field order).
 #include <gtest/gtest.h>
 
 #include "protocols/gossip/serf.hh"
@@ -139,6 +139,48 @@ TEST(gossip_serf, query_matches_serf_message_query) {
     EXPECT_EQ(back->name, "_serf_list-keys");
     EXPECT_EQ(back->payload, q.payload);
     EXPECT_EQ(decode_key_request(back->payload), std::string());
+}
+
+TEST(gossip_serf, user_event_matches_serf_message_user_event) {
+    user_event e;
+    e.ltime = 300;
+    e.name = "consul:event:deploy";
+    e.payload = "abc";
+    std::string want = bytes({0x03, 0x84}) +                           //
+                       hdr(0xa5, "LTime") + bytes({0xcd, 0x01, 0x2c}) +  //
+                       hdr(0xa4, "Name") + hdr(0xb3, e.name) +         //
+                       hdr(0xa7, "Payload") + hdr(0xa3, "abc") +       //
+                       hdr(0xa2, "CC") + bytes({0xc2});
+    EXPECT_EQ(encode_user_event(e), want);
+    auto back = decode_user_event(want);
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->ltime, 300u);
+    EXPECT_EQ(back->name, e.name);
+    EXPECT_EQ(back->payload, "abc");
+    EXPECT_FALSE(back->coalesce);
+    // An empty payload is a Go nil []byte; CC true is 0xc3.
+    e.payload.clear();
+    e.coalesce = true;
+    e.ltime = 1;
+    EXPECT_EQ(encode_user_event(e), bytes({0x03, 0x84}) + hdr(0xa5, "LTime") + bytes({0x01}) + hdr(0xa4, "Name") +
+                                        hdr(0xb3, e.name) + hdr(0xa7, "Payload") + bytes({0xc0}) + hdr(0xa2, "CC") +
+                                        bytes({0xc3}));
+}
+
+TEST(gossip_serf, user_event_decodes_bin_payload_any_order_and_skips_unknown_fields) {
+    // A Serf 0.1 event (no CC), Payload in bin8, fields reordered, an unknown field.
+    std::string msg = bytes({0x03, 0x84}) + hdr(0xa7, "Payload") + bytes({0xc4, 2, 'h', 'i'}) + hdr(0xa4, "Name") +
+                      hdr(0xa1, "x") + hdr(0xa5, "Extra") + bytes({0x92, 1, 2}) + hdr(0xa5, "LTime") +
+                      bytes({0xd3, 0, 0, 0, 0, 0, 0, 0, 9});
+    auto e = decode_user_event(msg);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->ltime, 9u);
+    EXPECT_EQ(e->name, "x");
+    EXPECT_EQ(e->payload, "hi");
+    EXPECT_FALSE(e->coalesce);
+    EXPECT_FALSE(decode_user_event(msg.substr(0, msg.size() - 1)));  // truncated
+    EXPECT_FALSE(decode_user_event(bytes({0x04, 0x80})));             // a query
+    EXPECT_FALSE(decode_user_event(""));
 }
 
 TEST(gossip_serf, query_timeout_in_int32_and_small_ints_as_go_msgpack_v2) {
@@ -285,19 +327,24 @@ TEST(gossip_serf, query_decoders_survive_every_truncation_and_byte_flip) {
     inputs.push_back(r.payload);
     inputs.push_back(q.filters[0]);
     inputs.push_back(q.payload);
+    user_event ev;
+    ev.ltime = 70000;
+    ev.name = "consul:event:x";
+    ev.payload = "payload";
+    inputs.push_back(encode_user_event(ev));
     int decoded = 0;
     for (const auto& in : inputs) {
         for (size_t n = 0; n <= in.size(); ++n) {
             std::string cut = in.substr(0, n);
             decoded += bool(decode_query(cut)) + bool(decode_query_response(cut)) + bool(decode_key_response(cut)) +
-                       bool(decode_filter(cut)) + bool(decode_key_request(cut));
+                       bool(decode_filter(cut)) + bool(decode_key_request(cut)) + bool(decode_user_event(cut));
         }
         for (size_t i = 0; i < in.size(); ++i)
             for (int bit = 0; bit < 8; ++bit) {
                 std::string m = in;
                 m[i] = char(uint8_t(m[i]) ^ (1 << bit));
                 decoded += bool(decode_query(m)) + bool(decode_query_response(m)) + bool(decode_key_response(m)) +
-                           bool(decode_filter(m)) + bool(decode_key_request(m));
+                           bool(decode_filter(m)) + bool(decode_key_request(m)) + bool(decode_user_event(m));
             }
     }
     EXPECT_GT(decoded, 0);  // the whole inputs decode; the point is no crash / no read past the end (ASan)
