@@ -328,6 +328,12 @@ task<void> lan_gossip::start() {
     node_ = std::make_unique<membership::net_node>(std::move(mc), std::move(d), seed);
     queries_ = std::make_unique<serf_queries>(node_->ml(), cfg_.node_name, consul_tags(cfg_), seed ^ 0x5e4f);
     queries_->set_handler([this](const serf::query& q) { return handle_query(q); });
+    events_ = std::make_unique<serf_events>([this](std::string m) { node_->ml().broadcast_user(std::move(m)); });
+    events_->set_handler([this](const serf::user_event& e) {
+        auto c = consul_event_of(e);
+        if (!c) return;  // not Consul's (or undecodable): relayed all the same, as Serf
+        if (event_sink_) event_sink_(std::move(*c));
+    });
     auto bind = socket_address::parse(bind_ip, uint16_t(cfg_.ports.serf_lan));
     if (!bind) throw std::runtime_error("gossip: bad bind address " + bind_ip);
     co_await node_->start(*bind);
@@ -406,6 +412,11 @@ task<key_response> lan_gossip::key_operation(key_op op, std::string key_b64) {
     co_return summarize(*p);
 }
 
+std::optional<std::string> lan_gossip::fire_event(const user_event& e, uint64_t* ltime) {
+    if (!gossiping()) return std::string("gossip is disabled (ports.serf_lan = -1)");
+    return fire_consul_event(*events_, e, ltime);
+}
+
 task<void> lan_gossip::stop() {
     stopping_ = true;
     if (queries_) queries_->close_all();
@@ -422,8 +433,9 @@ void lan_gossip::changed() {
 }
 
 void lan_gossip::on_user_msg(std::string_view msg) {
+    if (events_->on_user_msg(msg)) return;
     if (queries_->on_user_msg(msg, clock::now())) return;
-    // Serf re-broadcasts every new intent. Other Serf messages (user events, queries) are not handled.
+    // Serf re-broadcasts every new intent. Other Serf messages (push/pull, relays) are not handled.
     if (auto l = serf::decode_leave(msg)) {
         if (l->node == cfg_.node_name) {
             table_.witness(l->ltime);

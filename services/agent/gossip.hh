@@ -27,6 +27,8 @@
 //   (it wins, as in Consul; with `encrypt` and no file, the file is created).
 //   key_operation() is Serf's KeyManager over serf_queries (serf_query.hh):
 //   every member applies the key query to its own ring and rewrites its file.
+// - User events: a serf_events on the pool carries Consul's events
+//   ("consul:event:*", serf_events.hh) to the agent (set_event_sink, same shard).
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -44,6 +46,7 @@
 #include "protocols/gossip/keyring.hh"
 #include "protocols/gossip/serf.hh"
 #include "services/agent/config.hh"
+#include "services/agent/serf_events.hh"
 #include "services/agent/serf_query.hh"
 #include "services/catalog/store.hh"
 #include "services/membership/memberlist.hh"
@@ -137,6 +140,13 @@ public:
     // Cancel safety: the query has been gossiped once started; cancelling only stops the wait.
     engine::task<key_response> key_operation(key_op op, std::string key_b64);
     bool encrypted() const noexcept { return !keys_.empty(); }
+
+    // Consul's user events (serf_events.hh): fire_event gossips a validated event with an ID as
+    // "consul:event:<name>"; nullopt or Serf's error; `ltime` receives its Serf LTime. Every Consul
+    // event that reaches this node for the first time (its own included, at once) goes to the sink.
+    std::optional<std::string> fire_event(const user_event& e, uint64_t* ltime);
+    void set_event_sink(std::function<void(user_event)> sink) { event_sink_ = std::move(sink); }
+    bool gossiping() const noexcept { return started_ && !stopping_; }
     const gossip::keyring& keyring() const noexcept { return keys_; }
 
     const serf_table& table() const noexcept { return table_; }
@@ -159,6 +169,8 @@ private:
     gossip::keyring keys_;
     std::unique_ptr<membership::net_node> node_;
     std::unique_ptr<serf_queries> queries_;
+    std::unique_ptr<serf_events> events_;
+    std::function<void(user_event)> event_sink_;
     std::string keyring_path_;  // "" without a data_dir: the ring lives in memory only
     serf_table table_;
     bool dirty_ = true, stopping_ = false, started_ = false, leaving_ = false;
