@@ -324,6 +324,8 @@ task<void> lan_gossip::start() {
         changed();
     };
     d.on_user_msg = [this](std::string_view msg) { on_user_msg(msg); };
+    d.local_state = [this](bool) { return local_state(); };
+    d.merge_remote_state = [this](std::string_view buf, bool join) { merge_remote_state(buf, join); };
     uint64_t seed = uint64_t(std::random_device{}());
     node_ = std::make_unique<membership::net_node>(std::move(mc), std::move(d), seed);
     queries_ = std::make_unique<serf_queries>(node_->ml(), cfg_.node_name, consul_tags(cfg_), seed ^ 0x5e4f);
@@ -412,6 +414,24 @@ task<key_response> lan_gossip::key_operation(key_op op, std::string key_b64) {
     co_return summarize(*p);
 }
 
+std::string lan_gossip::local_state() {
+    // Serf's messagePushPull: the three clocks and the recent events. StatusLTimes and LeftMembers go
+    // empty (Go Serf reads that as nothing to merge): the intents' repair is not done here.
+    serf::push_pull_state pp;
+    pp.ltime = table_.witness(0);
+    events_->export_state(pp);
+    pp.query_ltime = queries_->clock();
+    return serf::encode_push_pull_state(pp);
+}
+
+void lan_gossip::merge_remote_state(std::string_view buf, bool join) {
+    auto pp = serf::decode_push_pull_state(buf);
+    if (!pp) return;  // a plain memberlist peer's state, or not Serf's
+    if (pp->ltime > 0) table_.witness(pp->ltime - 1);
+    if (pp->query_ltime > 0) queries_->witness(pp->query_ltime - 1);
+    events_->merge_state(*pp, join && joining_ > 0);
+}
+
 std::optional<std::string> lan_gossip::fire_event(const user_event& e, uint64_t* ltime) {
     if (!gossiping()) return std::string("gossip is disabled (ports.serf_lan = -1)");
     return fire_consul_event(*events_, e, ltime);
@@ -481,11 +501,13 @@ task<int> lan_gossip::join(std::vector<std::string> addrs, deadline dl, std::str
             w->n = k;
             w->slot.notify();
         };
+        ++joining_;  // Consul joins with ignoreOld: the peers' past events are not replayed here
         node_->ml().join(std::move(targets), std::move(done));
         while (w->n < 0) {
             int r = co_await w->slot.wait(dl);
             if (r < 0 && w->n < 0) break;
         }
+        --joining_;
         n = std::max(0, w->n);
     }
     if (error && (n == 0 || !bad.empty())) {

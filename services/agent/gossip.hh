@@ -29,6 +29,10 @@
 //   every member applies the key query to its own ring and rewrites its file.
 // - User events: a serf_events on the pool carries Consul's events
 //   ("consul:event:*", serf_events.hh) to the agent (set_event_sink, same shard).
+//   Every push/pull carries Serf's messagePushPull as memberlist's user state:
+//   the member, event and query clocks and the recent events (merged as Serf;
+//   a join() ignores the peers' past events, as Consul's joins do). Its
+//   StatusLTimes and LeftMembers go empty and are not merged.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -160,6 +164,8 @@ private:
     engine::task<void> run_reconcile();
     void changed();
     void on_user_msg(std::string_view msg);
+    std::string local_state();  // Serf's push/pull state (messagePushPull)
+    void merge_remote_state(std::string_view buf, bool join);
     void spread(std::string msg);  // an intent we originate
     void load_keyring();           // encrypt / the keyring file → keys_; throws std::runtime_error
     std::optional<std::string> handle_query(const gossip::serf::query& q);
@@ -174,6 +180,7 @@ private:
     std::string keyring_path_;  // "" without a data_dir: the ring lives in memory only
     serf_table table_;
     bool dirty_ = true, stopping_ = false, started_ = false, leaving_ = false;
+    int joining_ = 0;  // join() calls in flight (Serf's eventJoinIgnore)
     engine::wait_slot wake_;
     engine::gate gate_;
     engine::cancel_source stop_;

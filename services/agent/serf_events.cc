@@ -57,8 +57,34 @@ bool serf_events::on_user_msg(std::string_view msg) {
     return true;
 }
 
+void serf_events::export_state(serf::push_pull_state& pp) const {
+    pp.event_ltime = clock_;
+    for (const seen& s : buffer_) {
+        if (!s.used) continue;
+        serf::push_pull_state::events_at at;
+        at.ltime = s.ltime;
+        at.events = s.events;
+        pp.events.push_back(std::move(at));
+    }
+}
+
+void serf_events::merge_state(const serf::push_pull_state& pp, bool join_ignoring_old) {
+    if (pp.event_ltime > 0 && pp.event_ltime - 1 >= clock_) clock_ = pp.event_ltime;  // witness(EventLTime - 1)
+    if (join_ignoring_old && pp.event_ltime > min_time_) min_time_ = pp.event_ltime;
+    serf::user_event e;
+    for (const auto& at : pp.events) {
+        e.ltime = at.ltime;
+        for (const auto& [name, payload] : at.events) {
+            e.name = name;
+            e.payload = payload;
+            handle(e);  // delivered if new; Serf does not relay these
+        }
+    }
+}
+
 bool serf_events::handle(const serf::user_event& e) {
     if (e.ltime >= clock_) clock_ = e.ltime + 1;  // witness
+    if (e.ltime < min_time_) return false;
     uint64_t window = buffer_.size();
     if (clock_ > window && e.ltime < clock_ - window) return false;  // older than the buffer: Serf drops it
     seen& s = buffer_[e.ltime % window];

@@ -10,10 +10,13 @@
 //   re-broadcast once, on first receipt; events older than clock - 512 are
 //   dropped. fire() refuses name + payload over 512 bytes before encoding or a
 //   message over 512 bytes after (Serf's UserEventSizeLimit and its errors).
-//   Not done: coalescing (CC is carried, never acted on: Consul sends false),
-//   Serf's push/pull of the event clock and recent events (eventMinTime, so a
-//   joining node neither replays old events nor learns the clock until the next
-//   event reaches it).
+//   The clock starts at 1 (Serf's Create). In every push/pull (Serf's
+//   messagePushPull, see lan_gossip) the clock and the buffer go along: the
+//   receiver witnesses EventLTime - 1 and handles each buffered event (new
+//   ones are delivered, not relayed), which repairs events lost in gossip; a
+//   node joining with ignore_old (as Consul's agents join) first raises its
+//   minimum event time to the peer's clock, so it does not replay the past.
+//   Not done: coalescing (CC is carried, never acted on: Consul sends false).
 // - Consul's user events (agent/user_event.go): the Serf event is named
 //   "consul:event:<name>" and its payload is Consul's UserEvent in msgpack
 //   ({ID, n, p, nf, sf, tf, v}, empty ones omitted, no LTime: the receiver
@@ -63,6 +66,9 @@ public:
     // A memberlist user message: true if it was a user event (handled and, when new, re-broadcast).
     bool on_user_msg(std::string_view msg);
     uint64_t clock() const noexcept { return clock_; }
+    // The push/pull side (Serf's LocalState / MergeRemoteState for events).
+    void export_state(gossip::serf::push_pull_state& pp) const;
+    void merge_state(const gossip::serf::push_pull_state& pp, bool join_ignoring_old);
 
 private:
     struct seen {
@@ -75,7 +81,8 @@ private:
 
     broadcaster broadcast_;
     handler handler_;
-    uint64_t clock_ = 0;
+    uint64_t clock_ = 1;
+    uint64_t min_time_ = 0;  // Serf's eventMinTime
     std::vector<seen> buffer_;
 };
 

@@ -3,7 +3,9 @@
 // hand, Consul's UserEvent payload against a byte vector, the node/service/tag
 // filters, and on the seeded simulated network three memberlists, each with a
 // serf_events and an agent-like buffer: an event fired on one is in every
-// buffer once, with the same ID and LTime, and the filters hold on receipt.
+// buffer once, with the same ID and LTime, and the filters hold on receipt;
+// Serf's push/pull state repairs an event a node missed in gossip, and a node
+// that joins ignoring old events does not replay them.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -59,13 +61,13 @@ TEST(agent_events, fire_stamps_the_clock_then_ticks_and_delivers_locally_first) 
     recorder r;
     uint64_t lt = 99;
     EXPECT_EQ(r.ev.fire("a", "x", false, &lt), std::nullopt);
-    EXPECT_EQ(lt, 0u);  // Serf: LTime = clock, then the clock moves on
-    EXPECT_EQ(r.ev.clock(), 1u);
+    EXPECT_EQ(lt, 1u);  // Serf: the clock starts at 1; LTime = clock, then the clock moves on
+    EXPECT_EQ(r.ev.clock(), 2u);
     ASSERT_EQ(r.got.size(), 1u);
     ASSERT_EQ(r.sent.size(), 1u);
-    EXPECT_EQ(r.sent[0], msg(0, "a", "x"));
+    EXPECT_EQ(r.sent[0], msg(1, "a", "x"));
     EXPECT_EQ(r.ev.fire("a", "x", false, &lt), std::nullopt);
-    EXPECT_EQ(lt, 1u);
+    EXPECT_EQ(lt, 2u);
     EXPECT_EQ(r.got.size(), 2u);  // same name and payload, another LTime: a new event
 }
 
@@ -113,7 +115,7 @@ TEST(agent_events, fire_refuses_events_over_serfs_size_limit) {
     EXPECT_EQ(err, "encoded user event exceeds configured limit of 512 bytes after encoding");
     EXPECT_TRUE(r.sent.empty());
     EXPECT_TRUE(r.got.empty());
-    EXPECT_EQ(r.ev.clock(), 0u);  // a refused event does not tick the clock
+    EXPECT_EQ(r.ev.clock(), 1u);  // a refused event does not tick the clock
 }
 
 TEST(agent_events, consul_user_event_payload_matches_consuls_msgpack) {
@@ -194,6 +196,8 @@ struct world {
     std::vector<std::unique_ptr<serf_events>> ev;
     std::deque<std::map<std::string, catalog::service>> services;
     std::deque<std::vector<user_event>> buffers;
+    std::vector<bool> deaf;      // drops every gossiped user message (lost in gossip)
+    std::vector<bool> ignoring;  // joining with ignore_old (Consul's joins)
 
     explicit world(size_t n) : net(sim_network::options{}) {
         for (size_t i = 0; i < n; ++i) add();
@@ -207,8 +211,20 @@ struct world {
         size_t i = net.size();
         services.emplace_back();
         buffers.emplace_back();
+        deaf.push_back(false);
+        ignoring.push_back(false);
         membership::delegate d;
-        d.on_user_msg = [this, i](std::string_view m) { ev[i]->on_user_msg(m); };
+        d.on_user_msg = [this, i](std::string_view m) {
+            if (!deaf[i]) ev[i]->on_user_msg(m);
+        };
+        d.local_state = [this, i](bool) {
+            serf::push_pull_state pp;
+            ev[i]->export_state(pp);
+            return serf::encode_push_pull_state(pp);
+        };
+        d.merge_remote_state = [this, i](std::string_view b, bool join) {
+            if (auto pp = serf::decode_push_pull_state(b)) ev[i]->merge_state(*pp, join && ignoring[i]);
+        };
         net.add(membership::config::lan("", {}), d);
         ev.push_back(std::make_unique<serf_events>([this, i](std::string m) { net.node(i).broadcast_user(m); }));
         ev[i]->set_handler([this, i](const serf::user_event& e) {
@@ -281,4 +297,49 @@ TEST(agent_events, filters_apply_on_receipt) {
     EXPECT_EQ(names(0), (std::vector<std::string>{"api"}));
     EXPECT_EQ(names(1), (std::vector<std::string>{"only-n1"}));
     EXPECT_EQ(names(2), (std::vector<std::string>{"api", "canary"}));
+}
+
+TEST(agent_events, push_pull_repairs_an_event_lost_in_gossip) {
+    world w(3);
+    w.deaf[2] = true;
+    user_event e;
+    e.name = "missed";
+    user_event fired = w.fire(0, e);
+    w.net.run_for(5s);  // the gossip has died out
+    EXPECT_TRUE(w.buffers[2].empty());
+    w.deaf[2] = false;
+    // Push/pull every 30 s with a random member: n2 learns it from the state once, and not again.
+    ASSERT_TRUE(w.net.run_until([&] { return !w.buffers[2].empty(); }, w.net.now() + 5min));
+    w.net.run_for(2min);
+    ASSERT_EQ(w.buffers[2].size(), 1u);
+    EXPECT_EQ(w.buffers[2][0].id, fired.id);
+    EXPECT_EQ(w.buffers[2][0].ltime, fired.ltime);
+    for (size_t i = 0; i < 2; ++i) EXPECT_EQ(w.buffers[i].size(), 1u);
+}
+
+TEST(agent_events, a_node_joining_with_ignore_old_does_not_replay_past_events) {
+    world w(3);
+    user_event e;
+    e.name = "before";
+    user_event old = w.fire(1, e);
+    w.net.run_for(5s);
+    w.add();
+    w.ignoring[3] = true;
+    w.net.node(3).join({w.net.addr(0)});
+    w.net.run_for(5s);
+    w.ignoring[3] = false;
+    EXPECT_GT(w.ev[3]->clock(), old.ltime);  // the clock came with the join's push/pull
+    e.name = "after";
+    w.fire(2, e);
+    w.net.run_for(2min);  // periodic push/pulls carry "before" too: below n3's minimum time
+    ASSERT_EQ(w.buffers[3].size(), 1u);
+    EXPECT_EQ(w.buffers[3][0].name, "after");
+    // Without ignore_old (Serf's Join(ignoreOld=false)) a joiner gets the buffered events.
+    w.add();
+    w.net.node(4).join({w.net.addr(0)});
+    w.net.run_for(5s);
+    std::vector<std::string> names;
+    for (auto& x : w.buffers[4]) names.push_back(x.name);
+    std::sort(names.begin(), names.end());
+    EXPECT_EQ(names, (std::vector<std::string>{"after", "before"}));
 }
