@@ -1,4 +1,4 @@
-// Serf tags and leave intents; see serf.hh.
+// Serf tags, intents, user events and queries; see serf.hh.
 #include "protocols/gossip/serf.hh"
 
 #include "protocols/gossip/msgpack.hh"
@@ -225,6 +225,145 @@ std::optional<query_response> decode_query_response(std::string_view msg) {
     });
     if (!ok) return std::nullopt;
     return q;
+}
+
+std::string encode_user_event(const user_event& e) {
+    std::string out(1, char(message_type::user_event));
+    msgpack::writer w(out);
+    w.map(4);
+    w.key("LTime");
+    w.uint(e.ltime);
+    w.key("Name");
+    w.str(e.name);
+    w.key("Payload");
+    w.bytes(e.payload);
+    w.key("CC");
+    w.boolean(e.coalesce);
+    return out;
+}
+
+std::optional<user_event> decode_user_event(std::string_view msg) {
+    if (!typed(msg, message_type::user_event)) return std::nullopt;
+    msgpack::reader r(msg.substr(1));
+    user_event e;
+    bool ok = read_struct(r, [&](const std::string& k) {
+        if (k == "LTime") return r.u64(e.ltime);
+        if (k == "Name") return r.str(e.name);
+        if (k == "Payload") return r.str(e.payload);
+        if (k == "CC") return r.boolean(e.coalesce);
+        return r.skip();
+    });
+    if (!ok) return std::nullopt;
+    return e;
+}
+
+std::string encode_push_pull_state(const push_pull_state& p) {
+    std::string out(1, char(message_type::push_pull));
+    msgpack::writer w(out);
+    w.map(6);
+    w.key("LTime");
+    w.uint(p.ltime);
+    w.key("StatusLTimes");
+    w.map(uint32_t(p.status_ltimes.size()));
+    for (const auto& [node, lt] : p.status_ltimes) {
+        w.str(node);
+        w.uint(lt);
+    }
+    w.key("LeftMembers");
+    w.array(uint32_t(p.left_members.size()));  // Go makes the slice: never nil
+    for (const auto& n : p.left_members) w.str(n);
+    w.key("EventLTime");
+    w.uint(p.event_ltime);
+    w.key("Events");
+    w.array(uint32_t(p.events.size()));
+    for (const auto& at : p.events) {
+        w.map(2);
+        w.key("LTime");
+        w.uint(at.ltime);
+        w.key("Events");
+        if (at.events.empty()) {
+            w.nil();
+        } else {
+            w.array(uint32_t(at.events.size()));
+            for (const auto& [name, payload] : at.events) {
+                w.map(2);
+                w.key("Name");
+                w.str(name);
+                w.key("Payload");
+                w.bytes(payload);
+            }
+        }
+    }
+    w.key("QueryLTime");
+    w.uint(p.query_ltime);
+    return out;
+}
+
+namespace {
+
+bool peek_nil(msgpack::reader& r) { return r.remaining() > 0 && *r.pos() == 0xc0; }
+
+bool read_events_at(msgpack::reader& r, push_pull_state::events_at& at) {
+    return read_struct(r, [&](const std::string& k) {
+        if (k == "LTime") return r.u64(at.ltime);
+        if (k != "Events") return r.skip();
+        uint32_t n = 0;
+        if (!r.array(n)) return false;
+        for (uint32_t i = 0; i < n; ++i) {
+            std::pair<std::string, std::string> e;
+            bool ok = read_struct(r, [&](const std::string& f) {
+                if (f == "Name") return r.str(e.first);
+                if (f == "Payload") return r.str(e.second);
+                return r.skip();
+            });
+            if (!ok) return false;
+            at.events.push_back(std::move(e));
+        }
+        return true;
+    });
+}
+
+}  // namespace
+
+std::optional<push_pull_state> decode_push_pull_state(std::string_view msg) {
+    if (!typed(msg, message_type::push_pull)) return std::nullopt;
+    msgpack::reader r(msg.substr(1));
+    push_pull_state p;
+    bool ok = read_struct(r, [&](const std::string& k) {
+        if (k == "LTime") return r.u64(p.ltime);
+        if (k == "EventLTime") return r.u64(p.event_ltime);
+        if (k == "QueryLTime") return r.u64(p.query_ltime);
+        if (k == "LeftMembers") return read_strings(r, p.left_members);
+        if (k == "StatusLTimes") {
+            if (peek_nil(r)) return r.skip();
+            uint32_t n = 0;
+            if (!r.map(n)) return false;
+            for (uint32_t i = 0; i < n; ++i) {
+                std::string node;
+                uint64_t lt = 0;
+                if (!r.str(node) || !r.u64(lt)) return false;
+                p.status_ltimes[std::move(node)] = lt;
+            }
+            return true;
+        }
+        if (k == "Events") {
+            uint32_t n = 0;
+            if (!r.array(n)) return false;
+            for (uint32_t i = 0; i < n; ++i) {
+                if (peek_nil(r)) {  // an empty slot of Go's buffer
+                    if (!r.skip()) return false;
+                    continue;
+                }
+                push_pull_state::events_at at;
+                if (!read_events_at(r, at)) return false;
+                p.events.push_back(std::move(at));
+            }
+            return true;
+        }
+        return r.skip();
+    });
+    if (!ok) return std::nullopt;
+    return p;
 }
 
 std::string encode_filter(const filter& f) {

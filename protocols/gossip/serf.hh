@@ -21,6 +21,13 @@
 //   signed int forms go-msgpack v2 uses (as today's Serf does); every reader
 //   here takes any int form. A filter is [type] + msgpack: 0 = node names
 //   (an array), 1 = {Tag, Expr}.
+// - User events (messageUserEvent, type 3): [0x03] + msgpack {LTime, Name,
+//   Payload, CC}, gossiped as a memberlist user message; CC ("can coalesce")
+//   is false in every event Consul sends.
+// - Serf's push/pull state (messagePushPull, type 2), memberlist's user state
+//   in every push/pull: [0x02] + msgpack {LTime, StatusLTimes (node → LTime),
+//   LeftMembers, EventLTime, Events (the recent-event buffer: a list of
+//   {LTime, Events: [{Name, Payload}]}, nil for an empty slot), QueryLTime}.
 // - Key queries (_serf_install-key, _serf_use-key, _serf_remove-key,
 //   _serf_list-keys): the query payload is keyRequest [0x07] + {Key} (raw key
 //   bytes; nil for list), the answer payload nodeKeyResponse [0x08] + {Result,
@@ -76,6 +83,32 @@ std::string encode_leave(const leave_intent& l);
 std::optional<leave_intent> decode_leave(std::string_view msg);
 std::string encode_join(const join_intent& j);
 std::optional<join_intent> decode_join(std::string_view msg);
+
+// messageUserEvent.
+struct user_event {
+    uint64_t ltime = 0;
+    std::string name;
+    std::string payload;
+    bool coalesce = false;  // CC
+};
+std::string encode_user_event(const user_event& e);
+std::optional<user_event> decode_user_event(std::string_view msg);  // with its type byte
+
+// messagePushPull. Events holds only used buffer slots (Go sends every slot, nil when empty; both read alike).
+struct push_pull_state {
+    struct events_at {
+        uint64_t ltime = 0;
+        std::vector<std::pair<std::string, std::string>> events;  // (Name, Payload)
+    };
+    uint64_t ltime = 0;
+    std::map<std::string, uint64_t> status_ltimes;
+    std::vector<std::string> left_members;
+    uint64_t event_ltime = 0;
+    std::vector<events_at> events;
+    uint64_t query_ltime = 0;
+};
+std::string encode_push_pull_state(const push_pull_state& p);
+std::optional<push_pull_state> decode_push_pull_state(std::string_view msg);  // with its type byte
 
 // Serf's query flags.
 constexpr uint32_t query_flag_ack = 1;           // each receiver acks at once

@@ -587,13 +587,43 @@ task<void> agent::reap_loop() {
     }
 }
 
-user_event agent::fire_event(user_event e) {
+agent::fired agent::fire_event(user_event e) {
+    fired out;
+    if (auto err = validate_event(e)) {
+        out.error = failure{500, *err};
+        return out;
+    }
     e.id = random_uuid_v4();
-    e.ltime = ++ltime_;
-    events_.push_back(e);
+    e.version = user_event_max_version;
+    if (gossip_ && gossip_->gossiping()) {
+        // Ingested here through the pool's local delivery (set_gossip), with the Serf LTime.
+        if (auto err = gossip_->fire_event(e, &e.ltime)) out.error = failure{500, *err};
+    } else {
+        e.ltime = ++ltime_;
+        ingest_event(e);
+    }
+    out.event = std::move(e);
+    return out;
+}
+
+void agent::ingest_event(user_event e) {
+    if (e.version > user_event_max_version)
+        log(log_level::warn, "agent: event version %d may have unsupported features (%s)", e.version,
+            e.name.c_str());
+    if (!should_process(e, cfg_.node_name, services_)) return;
+    if (e.name == "_rexec") {  // Consul's remote exec: not kept in the buffer (and not run here)
+        log(log_level::info, "agent: ignoring remote exec event (%s): not supported", e.id.c_str());
+        return;
+    }
+    events_.push_back(std::move(e));
     while (events_.size() > 256) events_.pop_front();
     wake_all(event_waiters_);
-    return e;
+}
+
+void agent::set_gossip(lan_gossip* g) {
+    if (gossip_) gossip_->set_event_sink({});
+    gossip_ = g;
+    if (g) g->set_event_sink([this](user_event e) { ingest_event(std::move(e)); });
 }
 
 task<bool> agent::wait_event(deadline dl) { return wait_in(event_waiters_, dl); }

@@ -1,6 +1,7 @@
 // agent::agent: the agent's local state, as Consul's agent keeps it: the
 // services and checks registered through /v1/agent (with their definitions),
-// TTL timers, node and service maintenance, the user-event buffer, and the
+// TTL timers, node and service maintenance, the user-event buffer (fed by the
+// LAN pool's Serf user events, see serf_events.hh), and the
 // agent's own identity (self, members).
 //
 // It lives on the state owner shard; the API reaches it with submit_to. Every
@@ -28,6 +29,7 @@
 #include "engine/io.hh"
 #include "engine/task.hh"
 #include "services/agent/config.hh"
+#include "services/agent/serf_events.hh"
 #include "services/catalog/store.hh"
 #include "services/health/checker.hh"
 #include "services/state/state.hh"
@@ -66,14 +68,6 @@ struct local_check {
     int success_before_passing = 0, failures_before_warning = 0, failures_before_critical = 0;
     uint64_t generation = 0;                     // numbers each start of its probe
     engine::clock::time_point critical_since{};  // zero unless critical
-};
-
-struct user_event {
-    std::string id;
-    std::string name;
-    std::string payload;  // empty is null
-    std::string node_filter, service_filter, tag_filter;
-    uint64_t ltime = 0;
 };
 
 // An error with the HTTP status Consul answers.
@@ -124,7 +118,18 @@ public:
     const std::map<std::string, local_check>& checks() const noexcept { return checks_; }
 
     // --- events ---
-    user_event fire_event(user_event e);
+    // Consul's agent.UserEvent: validates `e`, gives it an ID and Version 1, and gossips it to the LAN
+    // pool (Serf LTime), where every agent, this one included, ingests it if it passes the filters.
+    // Without gossip it is ingested here with a local Lamport time. Errors: 500 with Consul's or Serf's
+    // text (a bad filter, over 512 bytes).
+    struct fired {
+        outcome error;
+        user_event event;
+    };
+    fired fire_event(user_event e);
+    // Consul's handleEvents for one decoded event: kept (the newest 256) and blocked lists woken if it
+    // passes the node/service/tag filters against this agent.
+    void ingest_event(user_event e);
     const std::deque<user_event>& events() const noexcept { return events_; }
     engine::task<bool> wait_event(engine::deadline dl);  // as wait_local_change
 
@@ -142,7 +147,8 @@ public:
 
     // The LAN gossip pool (on this shard), or null when ports.serf_lan is -1. Set by the owner
     // after both started; cleared before the pool stops.
-    void set_gossip(lan_gossip* g) noexcept { gossip_ = g; }
+    // Also routes the pool's Consul events to ingest_event().
+    void set_gossip(lan_gossip* g);
     lan_gossip* gossip() const noexcept { return gossip_; }
 
 private:

@@ -324,10 +324,18 @@ task<void> lan_gossip::start() {
         changed();
     };
     d.on_user_msg = [this](std::string_view msg) { on_user_msg(msg); };
+    d.local_state = [this](bool) { return local_state(); };
+    d.merge_remote_state = [this](std::string_view buf, bool join) { merge_remote_state(buf, join); };
     uint64_t seed = uint64_t(std::random_device{}());
     node_ = std::make_unique<membership::net_node>(std::move(mc), std::move(d), seed);
     queries_ = std::make_unique<serf_queries>(node_->ml(), cfg_.node_name, consul_tags(cfg_), seed ^ 0x5e4f);
     queries_->set_handler([this](const serf::query& q) { return handle_query(q); });
+    events_ = std::make_unique<serf_events>([this](std::string m) { node_->ml().broadcast_user(std::move(m)); });
+    events_->set_handler([this](const serf::user_event& e) {
+        auto c = consul_event_of(e);
+        if (!c) return;  // not Consul's (or undecodable): relayed all the same, as Serf
+        if (event_sink_) event_sink_(std::move(*c));
+    });
     auto bind = socket_address::parse(bind_ip, uint16_t(cfg_.ports.serf_lan));
     if (!bind) throw std::runtime_error("gossip: bad bind address " + bind_ip);
     co_await node_->start(*bind);
@@ -406,6 +414,29 @@ task<key_response> lan_gossip::key_operation(key_op op, std::string key_b64) {
     co_return summarize(*p);
 }
 
+std::string lan_gossip::local_state() {
+    // Serf's messagePushPull: the three clocks and the recent events. StatusLTimes and LeftMembers go
+    // empty (Go Serf reads that as nothing to merge): the intents' repair is not done here.
+    serf::push_pull_state pp;
+    pp.ltime = table_.witness(0);
+    events_->export_state(pp);
+    pp.query_ltime = queries_->clock();
+    return serf::encode_push_pull_state(pp);
+}
+
+void lan_gossip::merge_remote_state(std::string_view buf, bool join) {
+    auto pp = serf::decode_push_pull_state(buf);
+    if (!pp) return;  // a plain memberlist peer's state, or not Serf's
+    if (pp->ltime > 0) table_.witness(pp->ltime - 1);
+    if (pp->query_ltime > 0) queries_->witness(pp->query_ltime - 1);
+    events_->merge_state(*pp, join && joining_ > 0);
+}
+
+std::optional<std::string> lan_gossip::fire_event(const user_event& e, uint64_t* ltime) {
+    if (!gossiping()) return std::string("gossip is disabled (ports.serf_lan = -1)");
+    return fire_consul_event(*events_, e, ltime);
+}
+
 task<void> lan_gossip::stop() {
     stopping_ = true;
     if (queries_) queries_->close_all();
@@ -422,8 +453,9 @@ void lan_gossip::changed() {
 }
 
 void lan_gossip::on_user_msg(std::string_view msg) {
+    if (events_->on_user_msg(msg)) return;
     if (queries_->on_user_msg(msg, clock::now())) return;
-    // Serf re-broadcasts every new intent. Other Serf messages (user events, queries) are not handled.
+    // Serf re-broadcasts every new intent. Other Serf messages (push/pull, relays) are not handled.
     if (auto l = serf::decode_leave(msg)) {
         if (l->node == cfg_.node_name) {
             table_.witness(l->ltime);
@@ -469,11 +501,13 @@ task<int> lan_gossip::join(std::vector<std::string> addrs, deadline dl, std::str
             w->n = k;
             w->slot.notify();
         };
+        ++joining_;  // Consul joins with ignoreOld: the peers' past events are not replayed here
         node_->ml().join(std::move(targets), std::move(done));
         while (w->n < 0) {
             int r = co_await w->slot.wait(dl);
             if (r < 0 && w->n < 0) break;
         }
+        --joining_;
         n = std::max(0, w->n);
     }
     if (error && (n == 0 || !bad.empty())) {

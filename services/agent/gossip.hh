@@ -27,6 +27,12 @@
 //   (it wins, as in Consul; with `encrypt` and no file, the file is created).
 //   key_operation() is Serf's KeyManager over serf_queries (serf_query.hh):
 //   every member applies the key query to its own ring and rewrites its file.
+// - User events: a serf_events on the pool carries Consul's events
+//   ("consul:event:*", serf_events.hh) to the agent (set_event_sink, same shard).
+//   Every push/pull carries Serf's messagePushPull as memberlist's user state:
+//   the member, event and query clocks and the recent events (merged as Serf;
+//   a join() ignores the peers' past events, as Consul's joins do). Its
+//   StatusLTimes and LeftMembers go empty and are not merged.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -44,6 +50,7 @@
 #include "protocols/gossip/keyring.hh"
 #include "protocols/gossip/serf.hh"
 #include "services/agent/config.hh"
+#include "services/agent/serf_events.hh"
 #include "services/agent/serf_query.hh"
 #include "services/catalog/store.hh"
 #include "services/membership/memberlist.hh"
@@ -137,6 +144,13 @@ public:
     // Cancel safety: the query has been gossiped once started; cancelling only stops the wait.
     engine::task<key_response> key_operation(key_op op, std::string key_b64);
     bool encrypted() const noexcept { return !keys_.empty(); }
+
+    // Consul's user events (serf_events.hh): fire_event gossips a validated event with an ID as
+    // "consul:event:<name>"; nullopt or Serf's error; `ltime` receives its Serf LTime. Every Consul
+    // event that reaches this node for the first time (its own included, at once) goes to the sink.
+    std::optional<std::string> fire_event(const user_event& e, uint64_t* ltime);
+    void set_event_sink(std::function<void(user_event)> sink) { event_sink_ = std::move(sink); }
+    bool gossiping() const noexcept { return started_ && !stopping_; }
     const gossip::keyring& keyring() const noexcept { return keys_; }
 
     const serf_table& table() const noexcept { return table_; }
@@ -150,6 +164,8 @@ private:
     engine::task<void> run_reconcile();
     void changed();
     void on_user_msg(std::string_view msg);
+    std::string local_state();  // Serf's push/pull state (messagePushPull)
+    void merge_remote_state(std::string_view buf, bool join);
     void spread(std::string msg);  // an intent we originate
     void load_keyring();           // encrypt / the keyring file → keys_; throws std::runtime_error
     std::optional<std::string> handle_query(const gossip::serf::query& q);
@@ -159,9 +175,12 @@ private:
     gossip::keyring keys_;
     std::unique_ptr<membership::net_node> node_;
     std::unique_ptr<serf_queries> queries_;
+    std::unique_ptr<serf_events> events_;
+    std::function<void(user_event)> event_sink_;
     std::string keyring_path_;  // "" without a data_dir: the ring lives in memory only
     serf_table table_;
     bool dirty_ = true, stopping_ = false, started_ = false, leaving_ = false;
+    int joining_ = 0;  // join() calls in flight (Serf's eventJoinIgnore)
     engine::wait_slot wake_;
     engine::gate gate_;
     engine::cancel_source stop_;

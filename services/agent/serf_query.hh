@@ -12,7 +12,7 @@
 //   to the query's Addr:Port (the originator itself short-cuts the network).
 //   The originator collects one answer and one ack per node until close().
 //   Not done: relayed responses (RelayFactor, messageRelay), Serf's conflict
-//   query, the query clock in Serf's push/pull.
+//   query, queryMinTime. The query clock goes in Serf's push/pull (lan_gossip).
 // - Key queries (_serf_install-key, _serf_use-key, _serf_remove-key,
 //   _serf_list-keys): handle_key_query() applies one to a keyring with
 //   memberlist's rules and Serf's messages and persists the ring through a
@@ -74,6 +74,9 @@ public:
     void close(const std::shared_ptr<pending>& p);
     void close_all();  // shutdown: every running query is closed and its on_change called
     uint64_t clock() const { return clock_; }
+    void witness(uint64_t lt) {  // Serf's LamportClock.Witness
+        if (lt >= clock_) clock_ = lt + 1;
+    }
 
 private:
     struct seen {
@@ -85,9 +88,6 @@ private:
     bool passes_filters(const std::vector<std::string>& filters) const;
     void respond(const gossip::serf::query& q, gossip::serf::query_response r);
     void on_response(const gossip::serf::query_response& r, time_point now);
-    void witness(uint64_t lt) {
-        if (lt >= clock_) clock_ = lt + 1;
-    }
 
     membership::memberlist& ml_;
     std::string self_;

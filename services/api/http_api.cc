@@ -33,7 +33,7 @@ void write_event(json::writer& w, const agent::user_event& e) {
     w.key("NodeFilter").string(e.node_filter);
     w.key("ServiceFilter").string(e.service_filter);
     w.key("TagFilter").string(e.tag_filter);
-    w.key("Version").number(1);
+    w.key("Version").number(e.version);
     w.key("LTime").number(e.ltime);
     w.end_object();
 }
@@ -70,9 +70,10 @@ task<response> event_fire(const context* ctx, request& r, std::string name) {
     if (!e.tag_filter.empty() && e.service_filter.empty())
         co_return consul_error(400, "Cannot provide tag filter without service filter");
     auto fn = [e = std::move(e)](agent::agent& a) mutable { return a.fire_event(std::move(e)); };
-    agent::user_event fired = co_await on_agent(ctx, std::move(fn));
+    agent::agent::fired fired = co_await on_agent(ctx, std::move(fn));
+    if (fired.error) co_return consul_error(fired.error->status, fired.error->message);
     json::writer w;
-    write_event(w, fired);
+    write_event(w, fired.event);
     co_return response::json(w.take());
 }
 

@@ -12,16 +12,21 @@ serf_lan ports), plus a Go memberlist peer (tests/integration/mlpeer):
     critical in /v1/health/node on a1 and it drops out of ?passing;
     `pharos force-leave a3` on a1: left (3) on a1 and a2, deregistered on both;
     a2 (reconnect_timeout 8s) reaps a4 and deregisters it; `pharos leave` of a2:
-    a1 lists it left (3) and drops it from /v1/catalog/nodes.
+    a1 lists it left (3) and drops it from /v1/catalog/nodes;
+  - user events (Serf's messageUserEvent): fired on a1, listed on a2 and a3 with
+    the same ID/Name/Payload/LTime, a blocking /v1/event/list on a2 woken by an
+    event fired on a3, and a ?node= filter applied by each receiver.
 
 Usage: gossip_agents_test.py PHAROS MLPEER_SOURCE_DIR BUILD_DIR
 """
+import base64
 import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -122,6 +127,7 @@ class GossipAgents(unittest.TestCase):
         self.assertEqual([(c["CheckID"], c["Status"], c["Output"]) for c in checks],
                          [("serfHealth", "passing", "Agent alive and reachable")])
         self.assertEqual(sorted(s["Node"] for s in get(a1.http, "/v1/catalog/service/consul")), sorted(names))
+        self.check_user_events(a1, a2, a3)
 
         # A Go memberlist node joins a1: listed, not registered (not a Consul agent).
         peer = subprocess.Popen([PEER, "-name", "g1", "-bind", "127.0.0.1", "-port", str(support.free_port()), "-join",
@@ -174,6 +180,53 @@ class GossipAgents(unittest.TestCase):
         p = a1.cli("force-leave", "-prune", "a3")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIsNone(a1.status_of("a3"))
+
+    def check_user_events(self, a1, a2, a3):
+        """Consul's user events over Serf: fired on a1 (python3-consul2), listed on a2 and a3 with the same ID,
+        Name, Payload and LTime; a blocking list on a2 wakes when a3 fires; a node filter keeps an event off
+        the agents it does not name."""
+        c1, c2 = (consul.Consul(host="127.0.0.1", port=a.http) for a in (a1, a2))
+        fired = c1.event.fire("deploy", "v1.2.3")
+        self.assertEqual((fired["Name"], len(fired["ID"])), ("deploy", 36))
+
+        def fields(a):
+            return [(e["ID"], e["Name"], e["Payload"], e["LTime"]) for e in get(a.http, "/v1/event/list?name=deploy")]
+
+        want = fields(a1)
+        self.assertEqual(want, [(fired["ID"], "deploy", "djEuMi4z", fired["LTime"])])  # base64 of v1.2.3
+        for a in (a2, a3):
+            wait_until(lambda: fields(a), 10, "the event on " + a.name)
+            self.assertEqual(fields(a), want, a.name)
+
+        # A blocking list on a2 (?index= of its newest event) wakes when a3 fires the next one.
+        index, events = c2.event.list(name="deploy")
+        self.assertEqual(len(events), 1)
+        result = {}
+
+        def block():
+            t = time.time()
+            result["got"] = c2.event.list(name="deploy", index=index, wait="30s")
+            result["took"] = time.time() - t
+
+        waiter = threading.Thread(target=block)
+        waiter.start()
+        time.sleep(0.5)
+        self.assertTrue(waiter.is_alive())  # blocked until there is a new event
+        support.ok(a3.http, "PUT", "/v1/event/fire/deploy", "v2")
+        waiter.join(timeout=35)
+        new_index, events = result["got"]
+        self.assertLess(result["took"], 10)
+        self.assertNotEqual(new_index, index)
+        self.assertEqual([base64.b64decode(e["Payload"]) for e in events], [b"v1.2.3", b"v2"])
+        self.assertGreater(events[1]["LTime"], events[0]["LTime"])
+
+        # ?node= is applied by each receiver: only a3 keeps it (the firing a1 too drops it).
+        support.ok(a1.http, "PUT", "/v1/event/fire/only-a3?node=%5Ea3%24")
+        wait_until(lambda: get(a3.http, "/v1/event/list?name=only-a3"), 10, "only-a3 on a3")
+        support.ok(a1.http, "PUT", "/v1/event/fire/marker")  # fired after: once it is on a2, so would be only-a3
+        wait_until(lambda: get(a2.http, "/v1/event/list?name=marker"), 10, "marker on a2")
+        self.assertEqual(get(a2.http, "/v1/event/list?name=only-a3"), [])
+        self.assertEqual(get(a1.http, "/v1/event/list?name=only-a3"), [])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-// Serf's tag encoding in memberlist Meta and its leave intent message, against
-// byte vectors built by hand from serf's format (0xff + go-msgpack map; type 0 +
-// msgpack {LTime, Node, Prune}).
+// Serf's tag encoding in memberlist Meta, its intents, queries and user events,
+// against byte vectors built by hand from serf's format (0xff + go-msgpack map;
+// type byte + msgpack map of the message struct's fields, in Go field order).
 #include <gtest/gtest.h>
 
 #include "protocols/gossip/serf.hh"
@@ -139,6 +139,97 @@ TEST(gossip_serf, query_matches_serf_message_query) {
     EXPECT_EQ(back->name, "_serf_list-keys");
     EXPECT_EQ(back->payload, q.payload);
     EXPECT_EQ(decode_key_request(back->payload), std::string());
+}
+
+TEST(gossip_serf, user_event_matches_serf_message_user_event) {
+    user_event e;
+    e.ltime = 300;
+    e.name = "consul:event:deploy";
+    e.payload = "abc";
+    std::string want = bytes({0x03, 0x84}) +                           //
+                       hdr(0xa5, "LTime") + bytes({0xcd, 0x01, 0x2c}) +  //
+                       hdr(0xa4, "Name") + hdr(0xb3, e.name) +         //
+                       hdr(0xa7, "Payload") + hdr(0xa3, "abc") +       //
+                       hdr(0xa2, "CC") + bytes({0xc2});
+    EXPECT_EQ(encode_user_event(e), want);
+    auto back = decode_user_event(want);
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->ltime, 300u);
+    EXPECT_EQ(back->name, e.name);
+    EXPECT_EQ(back->payload, "abc");
+    EXPECT_FALSE(back->coalesce);
+    // An empty payload is a Go nil []byte; CC true is 0xc3.
+    e.payload.clear();
+    e.coalesce = true;
+    e.ltime = 1;
+    EXPECT_EQ(encode_user_event(e), bytes({0x03, 0x84}) + hdr(0xa5, "LTime") + bytes({0x01}) + hdr(0xa4, "Name") +
+                                        hdr(0xb3, e.name) + hdr(0xa7, "Payload") + bytes({0xc0}) + hdr(0xa2, "CC") +
+                                        bytes({0xc3}));
+}
+
+TEST(gossip_serf, user_event_decodes_bin_payload_any_order_and_skips_unknown_fields) {
+    // A Serf 0.1 event (no CC), Payload in bin8, fields reordered, an unknown field.
+    std::string msg = bytes({0x03, 0x84}) + hdr(0xa7, "Payload") + bytes({0xc4, 2, 'h', 'i'}) + hdr(0xa4, "Name") +
+                      hdr(0xa1, "x") + hdr(0xa5, "Extra") + bytes({0x92, 1, 2}) + hdr(0xa5, "LTime") +
+                      bytes({0xd3, 0, 0, 0, 0, 0, 0, 0, 9});
+    auto e = decode_user_event(msg);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->ltime, 9u);
+    EXPECT_EQ(e->name, "x");
+    EXPECT_EQ(e->payload, "hi");
+    EXPECT_FALSE(e->coalesce);
+    EXPECT_FALSE(decode_user_event(msg.substr(0, msg.size() - 1)));  // truncated
+    EXPECT_FALSE(decode_user_event(bytes({0x04, 0x80})));             // a query
+    EXPECT_FALSE(decode_user_event(""));
+}
+
+TEST(gossip_serf, push_pull_state_matches_serf_message_push_pull) {
+    push_pull_state p;
+    p.ltime = 3;
+    p.status_ltimes["a"] = 2;
+    p.event_ltime = 9;
+    push_pull_state::events_at at;
+    at.ltime = 8;
+    at.events.emplace_back("e", "p");
+    p.events.push_back(at);
+    p.query_ltime = 1;
+    std::string want = bytes({0x02, 0x86}) +                                           //
+                       hdr(0xa5, "LTime") + bytes({0x03}) +                            //
+                       hdr(0xac, "StatusLTimes") + bytes({0x81}) + hdr(0xa1, "a") + bytes({0x02}) +  //
+                       hdr(0xab, "LeftMembers") + bytes({0x90}) +                      //
+                       hdr(0xaa, "EventLTime") + bytes({0x09}) +                       //
+                       hdr(0xa6, "Events") + bytes({0x91, 0x82}) + hdr(0xa5, "LTime") + bytes({0x08}) +
+                       hdr(0xa6, "Events") + bytes({0x91, 0x82}) + hdr(0xa4, "Name") + hdr(0xa1, "e") +
+                       hdr(0xa7, "Payload") + hdr(0xa1, "p") +  //
+                       hdr(0xaa, "QueryLTime") + bytes({0x01});
+    EXPECT_EQ(encode_push_pull_state(p), want);
+    auto back = decode_push_pull_state(want);
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->ltime, 3u);
+    EXPECT_EQ(back->status_ltimes, p.status_ltimes);
+    EXPECT_TRUE(back->left_members.empty());
+    EXPECT_EQ(back->event_ltime, 9u);
+    ASSERT_EQ(back->events.size(), 1u);
+    EXPECT_EQ(back->events[0].ltime, 8u);
+    EXPECT_EQ(back->events[0].events, at.events);
+    EXPECT_EQ(back->query_ltime, 1u);
+}
+
+TEST(gossip_serf, push_pull_state_reads_gos_nil_buffer_slots) {
+    // Go sends the whole event buffer: nil for each empty slot; and a nil map and nil slice.
+    std::string msg = bytes({0x02, 0x84}) + hdr(0xac, "StatusLTimes") + bytes({0xc0}) + hdr(0xab, "LeftMembers") +
+                      bytes({0x92}) + hdr(0xa1, "x") + hdr(0xa1, "y") + hdr(0xa6, "Events") + bytes({0x93, 0xc0}) +
+                      bytes({0x82}) + hdr(0xa5, "LTime") + bytes({0x05}) + hdr(0xa6, "Events") + bytes({0xc0}) +
+                      bytes({0xc0}) + hdr(0xaa, "EventLTime") + bytes({0xcd, 0x01, 0x00});
+    auto p = decode_push_pull_state(msg);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->left_members, (std::vector<std::string>{"x", "y"}));
+    ASSERT_EQ(p->events.size(), 1u);
+    EXPECT_EQ(p->events[0].ltime, 5u);
+    EXPECT_TRUE(p->events[0].events.empty());
+    EXPECT_EQ(p->event_ltime, 256u);
+    EXPECT_FALSE(decode_push_pull_state(msg.substr(0, msg.size() - 1)));
+    EXPECT_FALSE(decode_push_pull_state("PSTATE"));  // a plain memberlist peer's user state
 }
 
 TEST(gossip_serf, query_timeout_in_int32_and_small_ints_as_go_msgpack_v2) {
@@ -285,19 +376,34 @@ TEST(gossip_serf, query_decoders_survive_every_truncation_and_byte_flip) {
     inputs.push_back(r.payload);
     inputs.push_back(q.filters[0]);
     inputs.push_back(q.payload);
+    user_event ev;
+    ev.ltime = 70000;
+    ev.name = "consul:event:x";
+    ev.payload = "payload";
+    inputs.push_back(encode_user_event(ev));
+    push_pull_state pp;
+    pp.ltime = 4;
+    pp.status_ltimes["n"] = 3;
+    pp.left_members.push_back("gone");
+    pp.events.resize(2);
+    pp.events[0].ltime = 70;
+    pp.events[0].events.emplace_back("a", "b");
+    inputs.push_back(encode_push_pull_state(pp));
     int decoded = 0;
     for (const auto& in : inputs) {
         for (size_t n = 0; n <= in.size(); ++n) {
             std::string cut = in.substr(0, n);
             decoded += bool(decode_query(cut)) + bool(decode_query_response(cut)) + bool(decode_key_response(cut)) +
-                       bool(decode_filter(cut)) + bool(decode_key_request(cut));
+                       bool(decode_filter(cut)) + bool(decode_key_request(cut)) + bool(decode_user_event(cut)) +
+                       bool(decode_push_pull_state(cut));
         }
         for (size_t i = 0; i < in.size(); ++i)
             for (int bit = 0; bit < 8; ++bit) {
                 std::string m = in;
                 m[i] = char(uint8_t(m[i]) ^ (1 << bit));
                 decoded += bool(decode_query(m)) + bool(decode_query_response(m)) + bool(decode_key_response(m)) +
-                           bool(decode_filter(m)) + bool(decode_key_request(m));
+                           bool(decode_filter(m)) + bool(decode_key_request(m)) + bool(decode_user_event(m)) +
+                           bool(decode_push_pull_state(m));
             }
     }
     EXPECT_GT(decoded, 0);  // the whole inputs decode; the point is no crash / no read past the end (ASan)

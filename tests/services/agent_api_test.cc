@@ -402,7 +402,9 @@ task<timed> fire_at(const api::context* ctx, clock::duration d, std::string name
 }
 
 task<void> events_body(const api::context* ctx) {
-    auto r = co_await call(ctx, "GET", "/v1/event/list");
+    auto r = co_await call(ctx, "PUT", "/v1/agent/service/register", python_web1);  // ?service=web matches it
+    EXPECT_EQ(r.status, 200u) << r.body;
+    r = co_await call(ctx, "GET", "/v1/event/list");
     EXPECT_EQ(r.body, "[]");
     EXPECT_EQ(header(r, "X-Consul-Index"), "1");
     r = co_await call(ctx, "PUT", "/v1/event/fire/deploy?service=web", "payload");
@@ -439,6 +441,23 @@ task<void> events_body(const api::context* ctx) {
     auto t = co_await timed_get(ctx, "/v1/event/list?index=" + idx + "&name=deploy&wait=20s");
     EXPECT_GE(t.took, 20s);
     EXPECT_EQ(header(t.r, "X-Consul-Index"), idx);
+
+    // Consul's filters apply on the firing agent too: fired (200), kept only where they match.
+    r = co_await call(ctx, "PUT", "/v1/event/fire/elsewhere?node=^other$");
+    EXPECT_EQ(r.status, 200u);
+    r = co_await call(ctx, "PUT", "/v1/event/fire/tagged?service=^web1$&tag=^b$");
+    EXPECT_EQ(r.status, 200u);
+    r = co_await call(ctx, "PUT", "/v1/event/fire/untagged?service=web&tag=^c$");
+    EXPECT_EQ(r.status, 200u);
+    r = co_await call(ctx, "GET", "/v1/event/list?name=elsewhere");
+    EXPECT_EQ(json_size(r.body), 0);
+    r = co_await call(ctx, "GET", "/v1/event/list?name=tagged");
+    EXPECT_EQ(json_size(r.body), 1);
+    r = co_await call(ctx, "GET", "/v1/event/list?name=untagged");
+    EXPECT_EQ(json_size(r.body), 0);
+    r = co_await call(ctx, "PUT", "/v1/event/fire/bad?node=(");
+    EXPECT_EQ(r.status, 500u);
+    EXPECT_EQ(r.body.rfind("Invalid node filter", 0), 0u) << r.body;
 }
 
 // Methods, unknown paths, and what pharos does not do (ACLs are off: Consul's ACL
