@@ -67,11 +67,11 @@ task<response> event_fire(const context* ctx, request& r, std::string name) {
     if (auto* v = r.query_param("node")) e.node_filter = *v;
     if (auto* v = r.query_param("service")) e.service_filter = *v;
     if (auto* v = r.query_param("tag")) e.tag_filter = *v;
-    if (!e.tag_filter.empty() && e.service_filter.empty())
-        co_return consul_error(400, "Cannot provide tag filter without service filter");
     auto fn = [e = std::move(e)](agent::agent& a) mutable { return a.fire_event(std::move(e)); };
     agent::agent::fired fired = co_await on_agent(ctx, std::move(fn));
     if (fired.error) co_return consul_error(fired.error->status, fired.error->message);
+    // Consul answers with the event as fired: its LTime is Serf's to give, so 0 here.
+    fired.event.ltime = 0;
     json::writer w;
     write_event(w, fired.event);
     co_return response::json(w.take());
