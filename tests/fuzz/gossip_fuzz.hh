@@ -4,7 +4,10 @@
 // decoder memberlist has: UDP packet opening with and without label,
 // encryption (v0 and v1) and CRC, compound/compress flattening, LZW
 // decompression, the msgpack body of every message type (re-encoding what
-// decodes), stream opening and push/pull decoding, and two memberlist engines
+// decodes), the Serf messages a user message carries (leave, join, user event,
+// push/pull state, query, query response, filters, key request and response,
+// tags) and Consul's user-event payload, stream opening and push/pull
+// decoding, and two memberlist engines
 // (plain; label + keyring) fed it as a packet and as a stream. Checks that
 // nothing is read or produced beyond the stated limits; aborts on a breach.
 #pragma once
@@ -17,6 +20,8 @@
 
 #include "protocols/gossip/codec.hh"
 #include "protocols/gossip/lzw.hh"
+#include "protocols/gossip/serf.hh"
+#include "services/agent/serf_events.hh"
 #include "services/membership/memberlist.hh"
 
 namespace pharos::gossipfuzz {
@@ -64,7 +69,35 @@ void roundtrip(std::string_view body) {
     check(!again.empty() && g::decode(std::string_view(again).substr(1), m2), "re-encoded message does not decode");
 }
 
+// A Serf decoder that succeeded must re-encode to something that decodes again.
+template <class T, class Enc, class Dec>
+void serf_roundtrip(std::string_view msg, Enc enc, Dec dec) {
+    std::optional<T> m = dec(msg);
+    if (!m) return;
+    check(dec(enc(*m)).has_value(), "re-encoded Serf message does not decode");
+}
+
+// A Serf message (what a memberlist user message carries), with its type byte.
+inline void decode_serf(std::string_view msg) {
+    namespace s = g::serf;
+    serf_roundtrip<s::leave_intent>(msg, s::encode_leave, s::decode_leave);
+    serf_roundtrip<s::join_intent>(msg, s::encode_join, s::decode_join);
+    serf_roundtrip<s::user_event>(msg, s::encode_user_event, s::decode_user_event);
+    serf_roundtrip<s::push_pull_state>(msg, s::encode_push_pull_state, s::decode_push_pull_state);
+    serf_roundtrip<s::query>(msg, s::encode_query, s::decode_query);
+    serf_roundtrip<s::query_response>(msg, s::encode_query_response, s::decode_query_response);
+    serf_roundtrip<s::filter>(msg, s::encode_filter, s::decode_filter);
+    serf_roundtrip<s::node_key_response>(msg, s::encode_key_response, s::decode_key_response);
+    (void)s::decode_key_request(msg);
+    (void)s::decode_tags(msg);
+    if (auto e = pharos::agent::decode_consul_event(msg)) {
+        check(pharos::agent::decode_consul_event(pharos::agent::encode_consul_event(*e)).has_value(),
+              "re-encoded Consul event does not decode");
+    }
+}
+
 inline void decode_bodies(std::string_view body) {
+    decode_serf(body);
     roundtrip<g::ping>(body);
     roundtrip<g::indirect_ping>(body);
     roundtrip<g::ack_resp>(body);
@@ -99,7 +132,8 @@ struct engine_box final : ms::transport {
         g::push_pull pp;
         for (int i = 2; i < 6; ++i) {
             g::push_node_state s;
-            s.name = "n" + std::to_string(i);
+            s.name = "n";  // appended, not "n" + ...: GCC 12 warns falsely about that (-Wrestrict)
+        s.name += std::to_string(i);
             s.addr = std::string{10, 0, 0, char(i)};
             s.port = 7946;
             s.incarnation = 1;
@@ -239,6 +273,49 @@ inline std::vector<std::string> messages() {
     g::err_resp er;
     er.error = "boom";
     m.push_back(g::encode_msg(er));
+    // Serf messages, each a memberlist user message.
+    namespace s = g::serf;
+    std::string user(1, char(g::msg_type::user));
+    m.push_back(user + s::encode_leave(s::leave_intent{4, "n3", true}));
+    m.push_back(user + s::encode_join(s::join_intent{5, "n6"}));
+    pharos::agent::user_event ce;
+    ce.id = "0b5e4a6c-3c6e-4d38-9a5e-5d4f0f6d2a11";
+    ce.name = "deploy";
+    ce.payload = "v1";
+    ce.node_filter = "^n";
+    m.push_back(user + s::encode_user_event(s::user_event{6, "consul:event:deploy", pharos::agent::encode_consul_event(ce), false}));
+    s::push_pull_state pps;
+    pps.ltime = 9;
+    pps.status_ltimes["n2"] = 3;
+    pps.left_members.push_back("n7");
+    pps.event_ltime = 7;
+    s::push_pull_state::events_at at;
+    at.ltime = 6;
+    at.events.emplace_back("consul:event:deploy", "p");
+    pps.events.push_back(at);
+    pps.query_ltime = 2;
+    m.push_back(user + s::encode_push_pull_state(pps));
+    s::query q;
+    q.ltime = 3;
+    q.id = 77;
+    q.addr = std::string{10, 0, 0, 2};
+    q.port = 7946;
+    q.source_node = "n2";
+    q.filters.push_back(s::encode_filter(s::filter{}));
+    q.flags = s::query_flag_ack;
+    q.timeout_ns = 1'000'000'000;
+    q.name = "_serf_list-keys";
+    q.payload = s::encode_key_request("");
+    m.push_back(user + s::encode_query(q));
+    s::query_response qr;
+    qr.ltime = 3;
+    qr.id = 77;
+    qr.from = "n2";
+    s::node_key_response kr;
+    kr.result = true;
+    kr.keys.push_back("AAAAAAAAAAAAAAAAAAAAAA==");
+    qr.payload = s::encode_key_response(kr);
+    m.push_back(user + s::encode_query_response(qr));
     return m;
 }
 
@@ -247,7 +324,8 @@ inline std::string push_pull_msg(bool join, int nodes) {
     pp.header.join = join;
     for (int i = 0; i < nodes; ++i) {
         g::push_node_state s;
-        s.name = "n" + std::to_string(i);
+        s.name = "n";  // appended, not "n" + ...: GCC 12 warns falsely about that (-Wrestrict)
+        s.name += std::to_string(i);
         s.addr = std::string{10, 0, 1, char(i)};
         s.port = 7946;
         s.incarnation = uint32_t(i);
