@@ -306,12 +306,15 @@ class LeaveAndConfigFile(unittest.TestCase):
                 self.assertIn("Error reloading: ", p.stderr)
                 self.assertEqual(sorted(get("/v1/agent/services")), ["api-made", "b", "k"])
 
+                # b, deregistered through the API, comes back: the files still define it.
+                self.assertEqual(put("/v1/agent/service/deregister/b")[0], 200)
                 write(dict(base, services=[{"name": "k", "port": 2}, {"name": "b"}, {"name": "c"}],
                            checks=[{"id": "t1", "name": "t1", "ttl": "60s"}]))
                 agent.proc.send_signal(signal.SIGHUP)
                 support.wait_until("the SIGHUP reload",
                                    lambda: "c" in get("/v1/agent/services") and "t2" not in get("/v1/agent/checks"),
                                    timeout=10)
+                self.assertEqual(sorted(get("/v1/agent/services")), ["api-made", "b", "c", "k"])
                 self.assertIsNone(agent.proc.poll())
             finally:
                 agent.stop()

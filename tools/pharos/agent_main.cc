@@ -65,9 +65,9 @@ task<std::vector<api::metrics_sample>> http_metrics(sharded<http::server>* srv) 
 // Services and checks from config files ("service", "services", "check",
 // "checks"), registered as if through /v1/agent. Each is remembered by its ID
 // with a hash of its text, so that a reload (PUT /v1/agent/reload, SIGHUP)
-// registers only what is new or changed (a re-registered check keeps its
-// status, as Consul's reload keeps check states), deregisters what the files no
-// longer define, and leaves the rest and their probes alone. Services and checks
+// registers only what is new, changed or no longer registered (a re-registered
+// check keeps its status, as Consul's reload keeps check states), deregisters
+// what the files no longer define, and leaves the rest and their probes alone. Services and checks
 // registered through the API are not touched. A bad definition is logged and
 // skipped. The texts are not kept (with 50,000 checks they would cost ~100 B each).
 class config_definitions {
@@ -77,9 +77,13 @@ public:
 private:
     using ids = std::vector<std::pair<std::string, uint64_t>>;  // (ID, hash of the text), sorted by ID
     static uint64_t text_hash(const std::string& t) { return std::hash<std::string_view>{}(t); }
-    static bool has(const ids& v, const std::string& id, uint64_t h) {
+    static const std::pair<std::string, uint64_t>* find(const ids& v, const std::string& id) {
         auto it = std::lower_bound(v.begin(), v.end(), id, [](const auto& e, const std::string& k) { return e.first < k; });
-        return it != v.end() && it->first == id && it->second == h;
+        return it != v.end() && it->first == id ? &*it : nullptr;
+    }
+    static bool has(const ids& v, const std::string& id, uint64_t h) {
+        auto* e = find(v, id);
+        return e && e->second == h;
     }
     static void sort_unique(ids& v) {  // a later definition of an ID wins, as it is registered last
         std::stable_sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -117,7 +121,7 @@ task<void> config_definitions::apply(agent::agent& ag, std::vector<std::string> 
         uint64_t h = text_hash(text);
         std::string().swap(text);
         services.emplace_back(id, h);
-        if (has(services_, id, h)) continue;  // unchanged since the last load
+        if (has(services_, id, h) && ag.find_service(id)) continue;  // unchanged since the last load, and still there
         for (auto& c : defs) c.from_config = true;
         if (++registered % 32 == 0) co_await yield();
         auto out = co_await ag.register_service(std::move(s), std::move(defs), true);
@@ -138,7 +142,7 @@ task<void> config_definitions::apply(agent::agent& ag, std::vector<std::string> 
         uint64_t h = text_hash(text);
         std::string().swap(text);
         checks.emplace_back(id, h);
-        if (has(checks_, id, h)) continue;
+        if (has(checks_, id, h) && ag.checks().count(id)) continue;
         c.from_config = true;
         if (++registered % 32 == 0) co_await yield();
         auto out = co_await ag.register_check(std::move(c));
@@ -148,16 +152,12 @@ task<void> config_definitions::apply(agent::agent& ag, std::vector<std::string> 
     sort_unique(checks);
     // What the files no longer define: checks first (a removed service takes its own checks).
     for (auto& [id, h] : checks_) {
-        auto it = std::lower_bound(checks.begin(), checks.end(), id,
-                                   [](const auto& e, const std::string& k) { return e.first < k; });
-        if (it != checks.end() && it->first == id) continue;
+        if (find(checks, id)) continue;
         auto out = co_await ag.deregister_check(id);
         if (out) log(log_level::warn, "agent: deregistering check %s removed from config: %s", id.c_str(), out->message.c_str());
     }
     for (auto& [id, h] : services_) {
-        auto it = std::lower_bound(services.begin(), services.end(), id,
-                                   [](const auto& e, const std::string& k) { return e.first < k; });
-        if (it != services.end() && it->first == id) continue;
+        if (find(services, id)) continue;
         auto out = co_await ag.deregister_service(id);
         if (out)
             log(log_level::warn, "agent: deregistering service %s removed from config: %s", id.c_str(), out->message.c_str());
