@@ -921,27 +921,25 @@ int cmd_services(int argc, char** argv) {
 
 // ------------------------------------------------------------------ leave, version
 
-int cmd_leave(int argc, char** argv) {
+// Consul's commands that are one PUT without arguments: `leave` and `reload`.
+int put_command(int argc, char** argv, const char* path, const char* error_prefix, const char* done) {
     cli_flags f = parse_cli_flags(argc, argv, 2, {}, {}, {});
     if (!f.args.empty())
         return fail_with("Error! Too many arguments (expected 0, got " + std::to_string(f.args.size()) + ")");
     client c(f);
-    reply r = c.one("PUT", "/v1/agent/leave");
-    if (!r.ok()) return fail_with("Error leaving: " + c.describe(r, call{"PUT", "/v1/agent/leave", {}}));
-    std::printf("Graceful leave complete\n");
+    reply r = c.one("PUT", path);
+    if (!r.ok()) return fail_with(error_prefix + c.describe(r, call{"PUT", path, {}}));
+    std::printf("%s\n", done);
     return 0;
 }
 
-// Consul's `reload`: the agent reads its config files again (PUT /v1/agent/reload).
+int cmd_leave(int argc, char** argv) {
+    return put_command(argc, argv, "/v1/agent/leave", "Error leaving: ", "Graceful leave complete");
+}
+
+// The agent reads its config files again (PUT /v1/agent/reload).
 int cmd_reload(int argc, char** argv) {
-    cli_flags f = parse_cli_flags(argc, argv, 2, {}, {}, {});
-    if (!f.args.empty())
-        return fail_with("Error! Too many arguments (expected 0, got " + std::to_string(f.args.size()) + ")");
-    client c(f);
-    reply r = c.one("PUT", "/v1/agent/reload");
-    if (!r.ok()) return fail_with("Error reloading: " + c.describe(r, call{"PUT", "/v1/agent/reload", {}}));
-    std::printf("Configuration reload triggered\n");
-    return 0;
+    return put_command(argc, argv, "/v1/agent/reload", "Error reloading: ", "Configuration reload triggered");
 }
 
 // Consul's `join`: one PUT /v1/agent/join per address; succeeds if any did.
