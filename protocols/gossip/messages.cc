@@ -7,24 +7,6 @@ namespace {
 
 void type(std::string& out, msg_type t) { out.push_back(char(t)); }
 
-// Reads a map and calls field(key) for each entry; field reads the value or
-// returns false for an unknown key, in which case the value is skipped.
-template <class F>
-bool read_map(msgpack::reader& r, F&& field) {
-    uint32_t n;
-    if (!r.map(n)) return false;
-    std::string k;
-    for (uint32_t i = 0; i < n; ++i) {
-        if (!r.str(k)) return false;
-        int got = field(k);  // 1 read ok, 0 unknown key, -1 bad value
-        if (got < 0) return false;
-        if (got == 0 && !r.skip()) return false;
-    }
-    return true;
-}
-
-int ok(bool b) { return b ? 1 : -1; }
-
 }  // namespace
 
 void encode(const ping& m, std::string& out) {
@@ -88,11 +70,11 @@ void encode_accusation(msg_type t, const M& m, std::string& out) {
 }
 template <class M>
 bool decode_accusation(msgpack::reader& r, M& m) {
-    return read_map(r, [&](const std::string& k) {
-        if (k == "From") return ok(r.str(m.from));
-        if (k == "Incarnation") return ok(r.uint_as(m.incarnation));
-        if (k == "Node") return ok(r.str(m.node));
-        return 0;
+    return msgpack::read_struct(r, [&](const std::string& k) {
+        if (k == "From") return r.str(m.from);
+        if (k == "Incarnation") return r.uint_as(m.incarnation);
+        if (k == "Node") return r.str(m.node);
+        return r.skip();
     });
 }
 }  // namespace
@@ -149,49 +131,49 @@ void encode(const user_msg_header& m, std::string& out) {
 }
 
 bool decode(msgpack::reader& r, ping& m) {
-    return read_map(r, [&](const std::string& k) {
-        if (k == "Node") return ok(r.str(m.node));
-        if (k == "SeqNo") return ok(r.uint_as(m.seq_no));
-        if (k == "SourceAddr") return ok(r.str(m.source_addr));
-        if (k == "SourceNode") return ok(r.str(m.source_node));
-        if (k == "SourcePort") return ok(r.uint_as(m.source_port));
-        return 0;
+    return msgpack::read_struct(r, [&](const std::string& k) {
+        if (k == "Node") return r.str(m.node);
+        if (k == "SeqNo") return r.uint_as(m.seq_no);
+        if (k == "SourceAddr") return r.str(m.source_addr);
+        if (k == "SourceNode") return r.str(m.source_node);
+        if (k == "SourcePort") return r.uint_as(m.source_port);
+        return r.skip();
     });
 }
 
 bool decode(msgpack::reader& r, indirect_ping& m) {
-    return read_map(r, [&](const std::string& k) {
-        if (k == "Nack") return ok(r.boolean(m.nack));
-        if (k == "Node") return ok(r.str(m.node));
-        if (k == "Port") return ok(r.uint_as(m.port));
-        if (k == "SeqNo") return ok(r.uint_as(m.seq_no));
-        if (k == "SourceAddr") return ok(r.str(m.source_addr));
-        if (k == "SourceNode") return ok(r.str(m.source_node));
-        if (k == "SourcePort") return ok(r.uint_as(m.source_port));
-        if (k == "Target") return ok(r.str(m.target));
-        return 0;
+    return msgpack::read_struct(r, [&](const std::string& k) {
+        if (k == "Nack") return r.boolean(m.nack);
+        if (k == "Node") return r.str(m.node);
+        if (k == "Port") return r.uint_as(m.port);
+        if (k == "SeqNo") return r.uint_as(m.seq_no);
+        if (k == "SourceAddr") return r.str(m.source_addr);
+        if (k == "SourceNode") return r.str(m.source_node);
+        if (k == "SourcePort") return r.uint_as(m.source_port);
+        if (k == "Target") return r.str(m.target);
+        return r.skip();
     });
 }
 
 bool decode(msgpack::reader& r, ack_resp& m) {
-    return read_map(r, [&](const std::string& k) {
-        if (k == "Payload") return ok(r.str(m.payload));
-        if (k == "SeqNo") return ok(r.uint_as(m.seq_no));
-        return 0;
+    return msgpack::read_struct(r, [&](const std::string& k) {
+        if (k == "Payload") return r.str(m.payload);
+        if (k == "SeqNo") return r.uint_as(m.seq_no);
+        return r.skip();
     });
 }
 
 bool decode(msgpack::reader& r, nack_resp& m) {
-    return read_map(r, [&](const std::string& k) {
-        if (k == "SeqNo") return ok(r.uint_as(m.seq_no));
-        return 0;
+    return msgpack::read_struct(r, [&](const std::string& k) {
+        if (k == "SeqNo") return r.uint_as(m.seq_no);
+        return r.skip();
     });
 }
 
 bool decode(msgpack::reader& r, err_resp& m) {
-    return read_map(r, [&](const std::string& k) {
-        if (k == "Error") return ok(r.str(m.error));
-        return 0;
+    return msgpack::read_struct(r, [&](const std::string& k) {
+        if (k == "Error") return r.str(m.error);
+        return r.skip();
     });
 }
 
@@ -199,57 +181,56 @@ bool decode(msgpack::reader& r, suspect& m) { return decode_accusation(r, m); }
 bool decode(msgpack::reader& r, dead& m) { return decode_accusation(r, m); }
 
 bool decode(msgpack::reader& r, alive& m) {
-    return read_map(r, [&](const std::string& k) {
-        if (k == "Addr") return ok(r.str(m.addr));
-        if (k == "Incarnation") return ok(r.uint_as(m.incarnation));
-        if (k == "Meta") return ok(r.str(m.meta));
-        if (k == "Node") return ok(r.str(m.node));
-        if (k == "Port") return ok(r.uint_as(m.port));
-        if (k == "Vsn") return ok(r.str(m.vsn));
-        return 0;
+    return msgpack::read_struct(r, [&](const std::string& k) {
+        if (k == "Addr") return r.str(m.addr);
+        if (k == "Incarnation") return r.uint_as(m.incarnation);
+        if (k == "Meta") return r.str(m.meta);
+        if (k == "Node") return r.str(m.node);
+        if (k == "Port") return r.uint_as(m.port);
+        if (k == "Vsn") return r.str(m.vsn);
+        return r.skip();
     });
 }
 
 bool decode(msgpack::reader& r, compress_body& m) {
-    return read_map(r, [&](const std::string& k) {
-        if (k == "Algo") return ok(r.uint_as(m.algo));
-        if (k == "Buf") return ok(r.str(m.buf));
-        return 0;
+    return msgpack::read_struct(r, [&](const std::string& k) {
+        if (k == "Algo") return r.uint_as(m.algo);
+        if (k == "Buf") return r.str(m.buf);
+        return r.skip();
     });
 }
 
 bool decode(msgpack::reader& r, push_pull_header& m) {
-    return read_map(r, [&](const std::string& k) {
-        if (k == "Join") return ok(r.boolean(m.join));
-        if (k == "Nodes") return ok(r.i64(m.nodes));
-        if (k == "UserStateLen") return ok(r.i64(m.user_state_len));
-        return 0;
+    return msgpack::read_struct(r, [&](const std::string& k) {
+        if (k == "Join") return r.boolean(m.join);
+        if (k == "Nodes") return r.i64(m.nodes);
+        if (k == "UserStateLen") return r.i64(m.user_state_len);
+        return r.skip();
     });
 }
 
 bool decode(msgpack::reader& r, push_node_state& m) {
-    return read_map(r, [&](const std::string& k) {
-        if (k == "Addr") return ok(r.str(m.addr));
-        if (k == "Incarnation") return ok(r.uint_as(m.incarnation));
-        if (k == "Meta") return ok(r.str(m.meta));
-        if (k == "Name") return ok(r.str(m.name));
-        if (k == "Port") return ok(r.uint_as(m.port));
+    return msgpack::read_struct(r, [&](const std::string& k) {
+        if (k == "Addr") return r.str(m.addr);
+        if (k == "Incarnation") return r.uint_as(m.incarnation);
+        if (k == "Meta") return r.str(m.meta);
+        if (k == "Name") return r.str(m.name);
+        if (k == "Port") return r.uint_as(m.port);
         if (k == "State") {
             int64_t s;
-            if (!r.i64(s)) return -1;
-            if (s < 0 || s > 3) return -1;
+            if (!r.i64(s) || s < 0 || s > 3) return false;
             m.state = node_state(s);
-            return 1;
+            return true;
         }
-        if (k == "Vsn") return ok(r.str(m.vsn));
-        return 0;
+        if (k == "Vsn") return r.str(m.vsn);
+        return r.skip();
     });
 }
 
 bool decode(msgpack::reader& r, user_msg_header& m) {
-    return read_map(r, [&](const std::string& k) {
-        if (k == "UserMsgLen") return ok(r.i64(m.user_msg_len));
-        return 0;
+    return msgpack::read_struct(r, [&](const std::string& k) {
+        if (k == "UserMsgLen") return r.i64(m.user_msg_len);
+        return r.skip();
     });
 }
 

@@ -71,4 +71,18 @@ private:
     status st_ = status::ok;
 };
 
+// A Go struct as go-msgpack writes it: a map of string keys. Calls field(key) for
+// each entry; field reads the value and returns whether it could (an unknown key:
+// return r.skip()). False on a malformed map or value.
+template <class F>
+bool read_struct(reader& r, F&& field) {
+    uint32_t n = 0;
+    if (!r.map(n)) return false;
+    std::string k;
+    for (uint32_t i = 0; i < n; ++i) {
+        if (!r.str(k) || !field(k)) return false;
+    }
+    return true;
+}
+
 }  // namespace pharos::gossip::msgpack

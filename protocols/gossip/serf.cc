@@ -103,19 +103,6 @@ std::optional<join_intent> decode_join(std::string_view msg) {
 
 namespace {
 
-// Reads a map of `n` string keys, calling field(key) for each; field returns false on a
-// malformed value (unknown keys: return r.skip()).
-template <class F>
-bool read_struct(msgpack::reader& r, F field) {
-    uint32_t n = 0;
-    if (!r.map(n)) return false;
-    for (uint32_t i = 0; i < n; ++i) {
-        std::string k;
-        if (!r.str(k) || !field(k)) return false;
-    }
-    return true;
-}
-
 bool read_strings(msgpack::reader& r, std::vector<std::string>& out) {
     uint32_t n = 0;
     if (!r.array(n)) return false;
@@ -176,7 +163,7 @@ std::optional<query> decode_query(std::string_view msg) {
     if (!typed(msg, message_type::query)) return std::nullopt;
     msgpack::reader r(msg.substr(1));
     query q;
-    bool ok = read_struct(r, [&](const std::string& k) {
+    bool ok = msgpack::read_struct(r, [&](const std::string& k) {
         if (k == "LTime") return r.u64(q.ltime);
         if (k == "ID") return r.uint_as(q.id);
         if (k == "Addr") return r.str(q.addr);
@@ -215,7 +202,7 @@ std::optional<query_response> decode_query_response(std::string_view msg) {
     if (!typed(msg, message_type::query_response)) return std::nullopt;
     msgpack::reader r(msg.substr(1));
     query_response q;
-    bool ok = read_struct(r, [&](const std::string& k) {
+    bool ok = msgpack::read_struct(r, [&](const std::string& k) {
         if (k == "LTime") return r.u64(q.ltime);
         if (k == "ID") return r.uint_as(q.id);
         if (k == "From") return r.str(q.from);
@@ -246,7 +233,7 @@ std::optional<user_event> decode_user_event(std::string_view msg) {
     if (!typed(msg, message_type::user_event)) return std::nullopt;
     msgpack::reader r(msg.substr(1));
     user_event e;
-    bool ok = read_struct(r, [&](const std::string& k) {
+    bool ok = msgpack::read_struct(r, [&](const std::string& k) {
         if (k == "LTime") return r.u64(e.ltime);
         if (k == "Name") return r.str(e.name);
         if (k == "Payload") return r.str(e.payload);
@@ -304,14 +291,14 @@ namespace {
 bool peek_nil(msgpack::reader& r) { return r.remaining() > 0 && *r.pos() == 0xc0; }
 
 bool read_events_at(msgpack::reader& r, push_pull_state::events_at& at) {
-    return read_struct(r, [&](const std::string& k) {
+    return msgpack::read_struct(r, [&](const std::string& k) {
         if (k == "LTime") return r.u64(at.ltime);
         if (k != "Events") return r.skip();
         uint32_t n = 0;
         if (!r.array(n)) return false;
         for (uint32_t i = 0; i < n; ++i) {
             std::pair<std::string, std::string> e;
-            bool ok = read_struct(r, [&](const std::string& f) {
+            bool ok = msgpack::read_struct(r, [&](const std::string& f) {
                 if (f == "Name") return r.str(e.first);
                 if (f == "Payload") return r.str(e.second);
                 return r.skip();
@@ -329,7 +316,7 @@ std::optional<push_pull_state> decode_push_pull_state(std::string_view msg) {
     if (!typed(msg, message_type::push_pull)) return std::nullopt;
     msgpack::reader r(msg.substr(1));
     push_pull_state p;
-    bool ok = read_struct(r, [&](const std::string& k) {
+    bool ok = msgpack::read_struct(r, [&](const std::string& k) {
         if (k == "LTime") return r.u64(p.ltime);
         if (k == "EventLTime") return r.u64(p.event_ltime);
         if (k == "QueryLTime") return r.u64(p.query_ltime);
@@ -390,7 +377,7 @@ std::optional<filter> decode_filter(std::string_view in) {
         ok = read_strings(r, f.nodes);
     } else if (uint8_t(in[0]) == uint8_t(filter_type::tag)) {
         f.type = filter_type::tag;
-        ok = read_struct(r, [&](const std::string& k) {
+        ok = msgpack::read_struct(r, [&](const std::string& k) {
             if (k == "Tag") return r.str(f.tag);
             if (k == "Expr") return r.str(f.expr);
             return r.skip();
@@ -415,7 +402,7 @@ std::optional<std::string> decode_key_request(std::string_view payload) {
     if (payload.empty()) return std::nullopt;
     msgpack::reader r(payload.substr(1));
     std::string key;
-    bool ok = read_struct(r, [&](const std::string& k) { return k == "Key" ? r.str(key) : r.skip(); });
+    bool ok = msgpack::read_struct(r, [&](const std::string& k) { return k == "Key" ? r.str(key) : r.skip(); });
     if (!ok) return std::nullopt;
     return key;
 }
@@ -439,7 +426,7 @@ std::optional<node_key_response> decode_key_response(std::string_view payload) {
     if (!typed(payload, message_type::key_response)) return std::nullopt;
     msgpack::reader r(payload.substr(1));
     node_key_response k;
-    bool ok = read_struct(r, [&](const std::string& key) {
+    bool ok = msgpack::read_struct(r, [&](const std::string& key) {
         if (key == "Result") return r.boolean(k.result);
         if (key == "Message") return r.str(k.message);
         if (key == "Keys") return read_strings(r, k.keys);

@@ -138,33 +138,22 @@ std::optional<user_event> decode_consul_event(std::string_view payload) {
     msgpack::reader r(payload);
     user_event e;
     e.version = 0;
-    uint32_t n = 0;
-    if (!r.map(n)) return std::nullopt;
-    for (uint32_t i = 0; i < n; ++i) {
-        std::string k;
-        if (!r.str(k)) return std::nullopt;
-        bool ok;
-        if (k == "ID") {
-            ok = r.str(e.id);
-        } else if (k == "n") {
-            ok = r.str(e.name);
-        } else if (k == "p") {
-            ok = r.str(e.payload);
-        } else if (k == "nf") {
-            ok = r.str(e.node_filter);
-        } else if (k == "sf") {
-            ok = r.str(e.service_filter);
-        } else if (k == "tf") {
-            ok = r.str(e.tag_filter);
-        } else if (k == "v") {
+    bool ok = msgpack::read_struct(r, [&](const std::string& k) {
+        if (k == "ID") return r.str(e.id);
+        if (k == "n") return r.str(e.name);
+        if (k == "p") return r.str(e.payload);
+        if (k == "nf") return r.str(e.node_filter);
+        if (k == "sf") return r.str(e.service_filter);
+        if (k == "tf") return r.str(e.tag_filter);
+        if (k == "v") {
             int64_t v = 0;
-            ok = r.i64(v);
+            if (!r.i64(v)) return false;
             e.version = int(v);
-        } else {
-            ok = r.skip();
+            return true;
         }
-        if (!ok) return std::nullopt;
-    }
+        return r.skip();
+    });
+    if (!ok) return std::nullopt;
     return e;
 }
 
